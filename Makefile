@@ -1,0 +1,53 @@
+# eventsourcing/Makefile
+#
+# PGXS build of the eventsourcing extension.  jansson is found with
+# pkg-config.  "make installcheck" runs pg_regress and the isolation specs
+# against a running server; test/run.sh starts a private one and runs
+# everything (see README.md).
+
+EXTENSION = eventsourcing
+EXTVERSION = $(shell grep default_version $(EXTENSION).control | \
+	sed -e "s/default_version[[:space:]]*=[[:space:]]*'\([^']*\)'/\1/")
+
+MODULE_big = eventsourcing
+OBJS = \
+	src/append.o \
+	src/guc.o \
+	src/message.o \
+	src/notify.o \
+	src/read.o \
+	src/stream.o \
+	src/trigger.o
+PGFILEDESC = "eventsourcing - event store with per-stream sequences"
+
+# install scripts only; a released script is never edited
+DATA = $(wildcard sql/$(EXTENSION)--*.sql)
+
+# pg_regress: inputs in test/sql, outputs in expected/
+REGRESS = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
+REGRESS_OPTS = --inputdir=test --load-extension=$(EXTENSION)
+
+# isolation tester: specs in test/specs, outputs in test/expected/
+ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=test --load-extension=$(EXTENSION)
+
+PG_CPPFLAGS += $(shell pkg-config --cflags jansson)
+# -Wno-unused-parameter: PostgreSQL's own inline functions trip it
+PG_CFLAGS += -Wall -Wextra -Werror -Wno-unused-parameter
+SHLIB_LINK += $(shell pkg-config --libs jansson)
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+.PHONY: cppcheck bench
+
+cppcheck:
+	cppcheck --enable=warning,style,performance,portability --error-exitcode=1 \
+		--inline-suppr --quiet --std=c99 \
+		-I src -I $(shell $(PG_CONFIG) --includedir-server) \
+		--suppress=missingIncludeSystem --suppress=unusedFunction \
+		src/
+
+bench:
+	test/bench/run.sh

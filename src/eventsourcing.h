@@ -1,0 +1,133 @@
+/*-------------------------------------------------------------------------
+ *
+ * eventsourcing.h
+ *	  Declarations shared by the C files of the eventsourcing extension.
+ *
+ * Copyright (c) 2026, eventsourcing developers
+ *
+ * IDENTIFICATION
+ *	  src/eventsourcing.h
+ *
+ *-------------------------------------------------------------------------
+ *
+ * Append path and its locking rules
+ * ---------------------------------
+ * There is one append path: the BEFORE INSERT trigger on es.events
+ * (trigger.c).  es_append and es_append_batch (append.c) are thin callers
+ * that INSERT into es.events; a plain INSERT takes the same path.
+ *
+ * For each new event the trigger, in this order:
+ *	 1. validates the row (stream name, event type, data, sizes);
+ *	 2. takes the stream's append lock, a transaction-scoped heavyweight
+ *		lock on a hash of the stream name (stream.c).  It needs no
+ *		transaction id, so a transaction that had none before gets its id
+ *		after the previous appender of the stream has committed;
+ *	 3. with the lock held: checks event_id idempotency, reads the stream's
+ *		version from es.streams, checks a supplied sequence number (this is
+ *		how expected_version is enforced), advances es.streams.version,
+ *		draws the global position from es.events_global_position_seq and
+ *		stamps created_at and transaction_id;
+ *	 4. queues the notification (notify.c).
+ *
+ * The lock is held until commit, so the events of one stream are numbered
+ * 1, 2, 3 ... in commit order with no gaps, and their global positions
+ * increase with their sequence numbers.  Appends to different streams take
+ * different locks and never wait for each other.
+ *
+ * es_read_all (read.c) orders events by (transaction_id, global_position)
+ * and returns only transactions older than the snapshot's xmin, which have
+ * all ended; see the comment there for why this never skips an event.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef EVENTSOURCING_H
+#define EVENTSOURCING_H
+
+#include "access/tupdesc.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+/* limits of the public contract (README "Streams") */
+#define ES_STREAM_MAX_LEN		200
+#define ES_CATEGORY_MAX_LEN		50
+#define ES_NAME_MAX_LEN			200 /* event_type, user_id, username */
+
+/*
+ * NOTIFY refuses a payload of this many bytes or more.  PostgreSQL defines
+ * the same expression privately in async.c.
+ */
+#define ES_NOTIFY_PAYLOAD_LIMIT	(BLCKSZ - NAMEDATALEN - 128)
+
+/*
+ * SQLSTATEs of our own.  Subclasses starting with 'S' are in the range the
+ * SQL standard leaves to implementations.
+ */
+/* 40S01: expected version (or supplied sequence number) does not match */
+#define ES_ERRCODE_WRONG_EXPECTED_VERSION	MAKE_SQLSTATE('4','0','S','0','1')
+/* 23S01: an event_id is reused with different content */
+#define ES_ERRCODE_EVENT_ID_CONFLICT		MAKE_SQLSTATE('2','3','S','0','1')
+
+/*
+ * Attribute numbers of es.events, in the order of the install script.  The
+ * trigger checks them against the relation (es_check_events_tupdesc).
+ */
+#define Anum_es_events_global_position	1
+#define Anum_es_events_stream			2
+#define Anum_es_events_category			3
+#define Anum_es_events_sequence_number	4
+#define Anum_es_events_event_id			5
+#define Anum_es_events_event_type		6
+#define Anum_es_events_data				7
+#define Anum_es_events_metadata			8
+#define Anum_es_events_user_id			9
+#define Anum_es_events_username			10
+#define Anum_es_events_created_at		11
+#define Anum_es_events_transaction_id	12
+#define Natts_es_events					12
+
+/* values of eventsourcing.notify */
+typedef enum EsNotifyMode
+{
+	ES_NOTIFY_OFF,
+	ES_NOTIFY_COMMIT
+} EsNotifyMode;
+
+/* guc.c */
+extern int	es_notify_mode;
+extern int	es_max_event_size;
+
+/*
+ * An event as it is announced: the fields of the event message of the
+ * WebSocket protocol, plus stream and global position.
+ */
+typedef struct EsEventMessage
+{
+	const char *stream;
+	int64		sequence_number;
+	int64		global_position;
+	Datum		event_id;		/* pg_uuid_t * */
+	const char *event_type;
+	Jsonb	   *data;
+	const char *user_id;		/* NULL if absent */
+	const char *username;		/* NULL if absent */
+	TimestampTz created_at;
+} EsEventMessage;
+
+/* stream.c */
+extern void es_check_category(const char *category, int len);
+extern const char *es_stream_category(const char *stream, int len);
+extern void es_lock_stream(const char *stream, int len);
+
+/* message.c */
+extern void es_check_events_tupdesc(TupleDesc tupdesc);
+extern void es_event_message_from_row(EsEventMessage *ev, const Datum *values,
+									  const bool *isnull);
+extern void es_append_event_message(StringInfo buf, const EsEventMessage *ev,
+									bool with_data);
+
+/* notify.c */
+extern void es_notify_event(const char *category, const EsEventMessage *ev);
+
+#endif							/* EVENTSOURCING_H */

@@ -1,0 +1,74 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.c
+ *	  Module entry point and the configuration parameters of eventsourcing.
+ *
+ * Copyright (c) 2026, eventsourcing developers
+ *
+ * IDENTIFICATION
+ *	  src/guc.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+#include "eventsourcing.h"
+
+PG_MODULE_MAGIC;
+
+/* eventsourcing.notify */
+int			es_notify_mode = ES_NOTIFY_COMMIT;
+
+/* eventsourcing.max_event_size, in bytes */
+int			es_max_event_size = 1024 * 1024;
+
+static const struct config_enum_entry es_notify_options[] = {
+	{"commit", ES_NOTIFY_COMMIT, false},
+	{"off", ES_NOTIFY_OFF, false},
+	{NULL, 0, false}
+};
+
+PGDLLEXPORT void _PG_init(void);
+
+/*
+ * _PG_init
+ *		Define the configuration parameters.
+ *
+ * The library needs no preloading: it is loaded by the first call of one of
+ * its functions or by the first INSERT into es.events.
+ */
+void
+_PG_init(void)
+{
+	DefineCustomEnumVariable("eventsourcing.notify",
+							 "Selects how appended events are announced.",
+							 "commit sends a NOTIFY on channel es_<category> from "
+							 "the appending transaction; off sends nothing.",
+							 &es_notify_mode,
+							 ES_NOTIFY_COMMIT,
+							 es_notify_options,
+							 PGC_USERSET,
+							 0,
+							 NULL,
+							 NULL,
+							 NULL);
+
+	DefineCustomIntVariable("eventsourcing.max_event_size",
+							"Largest accepted event, data and metadata together.",
+							NULL,
+							&es_max_event_size,
+							1024 * 1024,
+							1024,
+							MaxAllocSize / 2,
+							PGC_SUSET,
+							GUC_UNIT_BYTE,
+							NULL,
+							NULL,
+							NULL);
+
+	MarkGUCPrefixReserved("eventsourcing");
+}

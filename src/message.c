@@ -1,0 +1,172 @@
+/*-------------------------------------------------------------------------
+ *
+ * message.c
+ *	  The event message: the JSON shape of an event announced by NOTIFY and
+ *	  returned by es_sync.
+ *
+ * Copyright (c) 2026, eventsourcing developers
+ *
+ * IDENTIFICATION
+ *	  src/message.c
+ *
+ *-------------------------------------------------------------------------
+ *
+ * The shape is the "event" message of the playbook editor's WebSocket
+ * protocol, plus the stream, the global position and the event id:
+ *
+ *	{"type":"event","stream":"playbook-42","sequence_number":43,
+ *	 "global_position":1207,"event_id":"...","event_type":"module_add",
+ *	 "data":{...},"user_id":"1","username":"alice",
+ *	 "timestamp":"2026-01-19T12:00:00.123456Z"}
+ *
+ * Timestamps are written in UTC whatever the session's TimeZone, so that
+ * every listener of one event receives the same bytes.
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/uuid.h"
+
+#include "eventsourcing.h"
+
+static const char *const es_events_attnames[Natts_es_events] = {
+	"global_position", "stream", "category", "sequence_number", "event_id",
+	"event_type", "data", "metadata", "user_id", "username", "created_at",
+	"transaction_id"
+};
+
+/*
+ * es_check_events_tupdesc
+ *		Check that a tuple descriptor has the layout of es.events.
+ *
+ * The C code addresses columns by the Anum_es_events_* numbers; an install
+ * or upgrade script that changed the layout without the code is a bug.
+ */
+void
+es_check_events_tupdesc(TupleDesc tupdesc)
+{
+	int			i;
+
+	if (tupdesc->natts != Natts_es_events)
+		elog(ERROR, "es.events has %d columns, expected %d",
+			 tupdesc->natts, Natts_es_events);
+
+	for (i = 0; i < Natts_es_events; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+		if (att->attisdropped ||
+			strcmp(NameStr(att->attname), es_events_attnames[i]) != 0)
+			elog(ERROR, "column %d of es.events is \"%s\", expected \"%s\"",
+				 i + 1, NameStr(att->attname), es_events_attnames[i]);
+	}
+}
+
+/*
+ * es_event_message_from_row
+ *		Fill an event message from the deformed columns of an es.events row.
+ *
+ * Strings are converted to C strings in the current memory context; the
+ * data pointer is detoasted.
+ */
+void
+es_event_message_from_row(EsEventMessage *ev, const Datum *values,
+						  const bool *isnull)
+{
+	ev->stream = TextDatumGetCString(values[Anum_es_events_stream - 1]);
+	ev->sequence_number =
+		DatumGetInt64(values[Anum_es_events_sequence_number - 1]);
+	ev->global_position =
+		DatumGetInt64(values[Anum_es_events_global_position - 1]);
+	ev->event_id = values[Anum_es_events_event_id - 1];
+	ev->event_type = TextDatumGetCString(values[Anum_es_events_event_type - 1]);
+	ev->data = DatumGetJsonbP(values[Anum_es_events_data - 1]);
+	ev->user_id = isnull[Anum_es_events_user_id - 1] ? NULL :
+		TextDatumGetCString(values[Anum_es_events_user_id - 1]);
+	ev->username = isnull[Anum_es_events_username - 1] ? NULL :
+		TextDatumGetCString(values[Anum_es_events_username - 1]);
+	ev->created_at =
+		DatumGetTimestampTz(values[Anum_es_events_created_at - 1]);
+}
+
+/*
+ * Append a JSON string, or null.
+ */
+static void
+append_json_string_or_null(StringInfo buf, const char *str)
+{
+	if (str == NULL)
+		appendStringInfoString(buf, "null");
+	else
+		escape_json(buf, str);
+}
+
+/*
+ * Append a timestamp as a JSON string in UTC, ISO 8601 with a "Z".
+ */
+static void
+append_json_utc_timestamp(StringInfo buf, TimestampTz ts)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	char		str[MAXDATELEN + 1];
+
+	if (TIMESTAMP_NOT_FINITE(ts))
+	{
+		EncodeSpecialTimestamp(ts, str);
+		escape_json(buf, str);
+		return;
+	}
+
+	if (timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+
+	EncodeDateTime(&tm, fsec, false, 0, NULL, USE_XSD_DATES, str);
+	appendStringInfoChar(buf, '"');
+	appendStringInfoString(buf, str);
+	appendStringInfoString(buf, "Z\"");
+}
+
+/*
+ * es_append_event_message
+ *		Append the JSON event message of an event to buf.
+ *
+ * Without data the message carries "truncated":true instead, telling the
+ * subscriber to fetch the event with es_read.
+ */
+void
+es_append_event_message(StringInfo buf, const EsEventMessage *ev,
+						bool with_data)
+{
+	appendStringInfoString(buf, "{\"type\":\"event\",\"stream\":");
+	escape_json(buf, ev->stream);
+	appendStringInfo(buf,
+					 ",\"sequence_number\":" INT64_FORMAT
+					 ",\"global_position\":" INT64_FORMAT
+					 ",\"event_id\":\"%s\",\"event_type\":",
+					 ev->sequence_number,
+					 ev->global_position,
+					 DatumGetCString(DirectFunctionCall1(uuid_out,
+														 ev->event_id)));
+	escape_json(buf, ev->event_type);
+	if (with_data)
+	{
+		appendStringInfoString(buf, ",\"data\":");
+		(void) JsonbToCString(buf, &ev->data->root, VARSIZE(ev->data));
+	}
+	appendStringInfoString(buf, ",\"user_id\":");
+	append_json_string_or_null(buf, ev->user_id);
+	appendStringInfoString(buf, ",\"username\":");
+	append_json_string_or_null(buf, ev->username);
+	appendStringInfoString(buf, ",\"timestamp\":");
+	append_json_utc_timestamp(buf, ev->created_at);
+	if (!with_data)
+		appendStringInfoString(buf, ",\"truncated\":true");
+	appendStringInfoChar(buf, '}');
+}

@@ -1,0 +1,57 @@
+/*-------------------------------------------------------------------------
+ *
+ * notify.c
+ *	  Announcing appended events, according to eventsourcing.notify.
+ *
+ * Copyright (c) 2026, eventsourcing developers
+ *
+ * IDENTIFICATION
+ *	  src/notify.c
+ *
+ *-------------------------------------------------------------------------
+ *
+ * This is the one place where an appended event turns into a notification;
+ * the append trigger calls es_notify_event for every event it stores.
+ *
+ * In "commit" mode the NOTIFY is queued in the appending transaction, so it
+ * is delivered if and only if that transaction commits, after the commit.
+ * The price is PostgreSQL's: the commit of a transaction with pending
+ * notifications takes a database-wide lock, which serialises the commits
+ * of all notifying transactions (see README "Performance").
+ */
+#include "postgres.h"
+
+#include "commands/async.h"
+
+#include "eventsourcing.h"
+
+/*
+ * es_notify_event
+ *		Announce one appended event on channel es_<category>.
+ *
+ * A message that NOTIFY would refuse as too long goes out without its data
+ * and with "truncated":true.
+ */
+void
+es_notify_event(const char *category, const EsEventMessage *ev)
+{
+	char		channel[NAMEDATALEN];
+	StringInfoData payload;
+
+	if (es_notify_mode == ES_NOTIFY_OFF)
+		return;
+
+	/* categories have at most ES_CATEGORY_MAX_LEN bytes: this fits */
+	snprintf(channel, sizeof(channel), "es_%s", category);
+
+	initStringInfo(&payload);
+	es_append_event_message(&payload, ev, true);
+	if (payload.len >= ES_NOTIFY_PAYLOAD_LIMIT)
+	{
+		resetStringInfo(&payload);
+		es_append_event_message(&payload, ev, false);
+	}
+
+	Async_Notify(channel, payload.data);
+	pfree(payload.data);
+}

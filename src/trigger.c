@@ -1,0 +1,620 @@
+/*-------------------------------------------------------------------------
+ *
+ * trigger.c
+ *	  The triggers on es.events: the append path and the append-only rule.
+ *
+ * Copyright (c) 2026, eventsourcing developers
+ *
+ * IDENTIFICATION
+ *	  src/trigger.c
+ *
+ *-------------------------------------------------------------------------
+ *
+ * es_events_append_trigger is the single append path (see eventsourcing.h
+ * for the order of its steps and the locking rules).  It runs the queries
+ * on es.streams as the owner of es.events, as the referential integrity
+ * triggers do, so that appending needs only INSERT on es.events.
+ *
+ * A row that arrives with a transaction_id is an event being restored from
+ * a dump: pg_dump's COPY of es.events carries every column.  Only the owner
+ * of es.events may insert such rows; they are checked for shape and stored
+ * as they are, without touching es.streams (whose rows pg_dump restores
+ * separately) and without a notification.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "commands/sequence.h"
+#include "commands/trigger.h"
+#include "common/pg_prng.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/uuid.h"
+#include "utils/xid8.h"
+
+#include "eventsourcing.h"
+
+PG_FUNCTION_INFO_V1(es_events_append_trigger);
+PG_FUNCTION_INFO_V1(es_events_append_only_trigger);
+
+/* saved plans of the queries run under the stream lock */
+static SPIPlanPtr plan_event_by_id = NULL;
+static SPIPlanPtr plan_stream_version = NULL;
+static SPIPlanPtr plan_event_xid = NULL;
+static SPIPlanPtr plan_insert_stream = NULL;
+static SPIPlanPtr plan_update_stream = NULL;
+
+/*
+ * Prepare a query once per backend and keep its plan.
+ */
+static SPIPlanPtr
+es_prepare(SPIPlanPtr *plan, const char *query, int nargs, Oid *argtypes)
+{
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(query, nargs, argtypes);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+				 query, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(p) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		*plan = p;
+	}
+	return *plan;
+}
+
+/*
+ * Run a saved plan and check its result code.
+ */
+static void
+es_execute(SPIPlanPtr plan, Datum *values, const char *nulls, int expected)
+{
+	int			rc = SPI_execute_plan(plan, values, nulls, false, 0);
+
+	if (rc != expected)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+}
+
+/*
+ * Refuse a value for a column that the append trigger assigns.
+ */
+static void
+refuse_supplied_column(const bool *isnull, int attnum, const char *attname)
+{
+	if (!isnull[attnum - 1])
+		ereport(ERROR,
+				(errcode(ERRCODE_GENERATED_ALWAYS),
+				 errmsg("cannot insert a non-DEFAULT value into column \"%s\"",
+						attname),
+				 errdetail("Column \"%s\" of es.events is assigned when an event is appended.",
+						   attname)));
+}
+
+/*
+ * Check the length of an optional short text column.
+ */
+static void
+check_name_length(const Datum *values, const bool *isnull, int attnum,
+				  const char *what)
+{
+	int			len;
+
+	if (isnull[attnum - 1])
+		return;
+	len = VARSIZE_ANY_EXHDR(DatumGetTextPP(values[attnum - 1]));
+	if (len < 1 || len > ES_NAME_MAX_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid %s", what),
+				 errdetail("The %s must be between 1 and %d bytes long, not %d.",
+						   what, ES_NAME_MAX_LEN, len)));
+}
+
+/*
+ * check_event_row
+ *		Validate the columns an appender supplies; return the category.
+ *
+ * Called for new events and for restored ones alike, before any lock is
+ * taken, so that bad input costs nothing but the error.
+ */
+static const char *
+check_event_row(const Datum *values, const bool *isnull)
+{
+	text	   *stream;
+	const char *category;
+	const char *event_type;
+	Jsonb	   *data;
+	Jsonb	   *metadata = NULL;
+	Size		size;
+
+	if (isnull[Anum_es_events_stream - 1])
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("stream name must not be null")));
+	if (isnull[Anum_es_events_event_type - 1])
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("event type must not be null")));
+	if (isnull[Anum_es_events_data - 1])
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("event data must not be null"),
+				 errhint("Use an empty JSON object for an event without data.")));
+
+	stream = DatumGetTextPP(values[Anum_es_events_stream - 1]);
+	category = es_stream_category(text_to_cstring(stream),
+								  VARSIZE_ANY_EXHDR(stream));
+
+	check_name_length(values, isnull, Anum_es_events_event_type, "event type");
+	check_name_length(values, isnull, Anum_es_events_user_id, "user id");
+	check_name_length(values, isnull, Anum_es_events_username, "user name");
+	event_type = TextDatumGetCString(values[Anum_es_events_event_type - 1]);
+
+	data = DatumGetJsonbP(values[Anum_es_events_data - 1]);
+	if (!JB_ROOT_IS_OBJECT(data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("data of event \"%s\" must be a JSON object",
+						event_type)));
+	size = VARSIZE(data);
+
+	if (!isnull[Anum_es_events_metadata - 1])
+	{
+		metadata = DatumGetJsonbP(values[Anum_es_events_metadata - 1]);
+		if (!JB_ROOT_IS_OBJECT(metadata))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("metadata of event \"%s\" must be a JSON object",
+							event_type)));
+		size += VARSIZE(metadata);
+	}
+
+	if (size > (Size) es_max_event_size)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("event \"%s\" is too large", event_type),
+				 errdetail("Its data and metadata take %zu bytes; the limit is %d bytes.",
+						   size, es_max_event_size),
+				 errhint("Raise \"eventsourcing.max_event_size\" or store large content outside the event.")));
+
+	return category;
+}
+
+/*
+ * Generate a version 4 (random) UUID, as gen_random_uuid() does.
+ */
+static Datum
+random_event_id(void)
+{
+	pg_uuid_t  *uuid = palloc(UUID_LEN);
+
+	if (!pg_strong_random(uuid->data, UUID_LEN))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate random values")));
+	uuid->data[6] = (uuid->data[6] & 0x0f) | 0x40;	/* version 4 */
+	uuid->data[8] = (uuid->data[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
+	return UUIDPGetDatum(uuid);
+}
+
+/*
+ * Equality of two optional text or jsonb columns, as stored bytes.
+ *
+ * Both types compare equal exactly when their detoasted bytes are equal
+ * (text under deterministic collations; jsonb is stored canonically).
+ */
+static bool
+column_equal(Datum a, bool anull, Datum b, bool bnull)
+{
+	struct varlena *va;
+	struct varlena *vb;
+
+	if (anull || bnull)
+		return anull && bnull;
+	va = PG_DETOAST_DATUM_PACKED(a);
+	vb = PG_DETOAST_DATUM_PACKED(b);
+	return VARSIZE_ANY_EXHDR(va) == VARSIZE_ANY_EXHDR(vb) &&
+		memcmp(VARDATA_ANY(va), VARDATA_ANY(vb), VARSIZE_ANY_EXHDR(va)) == 0;
+}
+
+/*
+ * event_id_already_stored
+ *		Idempotency check, run under the stream lock.
+ *
+ * Returns true if an event with this id exists with the same content (the
+ * caller then stores nothing); raises an error if it exists with other
+ * content; returns false if it does not exist.
+ */
+static bool
+event_id_already_stored(const Datum *values, const bool *isnull)
+{
+	static const int compared[] = {
+		Anum_es_events_stream, Anum_es_events_event_type,
+		Anum_es_events_data, Anum_es_events_metadata,
+		Anum_es_events_user_id, Anum_es_events_username
+	};
+	Oid			argtypes[1] = {UUIDOID};
+	Datum		args[1];
+	HeapTuple	stored;
+	TupleDesc	tupdesc;
+	int			i;
+
+	args[0] = values[Anum_es_events_event_id - 1];
+	es_execute(es_prepare(&plan_event_by_id,
+						  "SELECT * FROM es.events"
+						  " WHERE event_id OPERATOR(pg_catalog.=) $1",
+						  1, argtypes),
+			   args, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return false;
+
+	stored = SPI_tuptable->vals[0];
+	tupdesc = SPI_tuptable->tupdesc;
+	for (i = 0; i < (int) lengthof(compared); i++)
+	{
+		bool		snull;
+		Datum		sval = heap_getattr(stored, compared[i], tupdesc, &snull);
+
+		if (!column_equal(values[compared[i] - 1], isnull[compared[i] - 1],
+						  sval, snull))
+		{
+			bool		dummy;
+
+			ereport(ERROR,
+					(errcode(ES_ERRCODE_EVENT_ID_CONFLICT),
+					 errmsg("event id %s is already used by a different event",
+							DatumGetCString(DirectFunctionCall1(uuid_out, args[0]))),
+					 errdetail("Event %s is event " INT64_FORMAT " of stream \"%s\"; its %s differs.",
+							   DatumGetCString(DirectFunctionCall1(uuid_out, args[0])),
+							   DatumGetInt64(heap_getattr(stored, Anum_es_events_sequence_number,
+														  tupdesc, &dummy)),
+							   TextDatumGetCString(heap_getattr(stored, Anum_es_events_stream,
+																tupdesc, &dummy)),
+							   NameStr(TupleDescAttr(tupdesc, compared[i] - 1)->attname)),
+					 errhint("Use a new event id for a new event; reuse an id only to retry the same append.")));
+		}
+	}
+	return true;
+}
+
+/*
+ * stream_version
+ *		The stream's version, 0 if the stream has no row yet.
+ */
+static int64
+stream_version(Datum stream)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	bool		isnull;
+
+	es_execute(es_prepare(&plan_stream_version,
+						  "SELECT version FROM es.streams"
+						  " WHERE stream OPERATOR(pg_catalog.=) $1",
+						  1, argtypes),
+			   &stream, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return 0;
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * check_transaction_order
+ *		Refuse to append after a younger transaction appended to the stream.
+ *
+ * es_read_all orders events by transaction id.  A transaction that got its
+ * id before taking the stream lock may be older than the previous appender
+ * of the stream; its event would then sort before an event with a lower
+ * sequence number.  That needs a transaction that wrote something before
+ * appending and raced another appender; it is refused as a serialization
+ * failure, which the client retries.
+ */
+static void
+check_transaction_order(Datum stream, int64 version, const char *name)
+{
+	Oid			argtypes[2] = {TEXTOID, INT8OID};
+	Datum		args[2];
+	bool		isnull;
+	FullTransactionId previous;
+
+	args[0] = stream;
+	args[1] = Int64GetDatum(version);
+	es_execute(es_prepare(&plan_event_xid,
+						  "SELECT transaction_id FROM es.events"
+						  " WHERE stream OPERATOR(pg_catalog.=) $1"
+						  " AND sequence_number OPERATOR(pg_catalog.=) $2",
+						  2, argtypes),
+			   args, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return;
+	previous = DatumGetFullTransactionId(SPI_getbinval(SPI_tuptable->vals[0],
+													   SPI_tuptable->tupdesc,
+													   1, &isnull));
+	if (FullTransactionIdFollows(previous, GetTopFullTransactionId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize append to stream \"%s\"", name),
+				 errdetail("Event " INT64_FORMAT " of the stream was appended by a transaction that started writing after this one.",
+						   version),
+				 errhint("The transaction might succeed if retried.")));
+}
+
+/*
+ * advance_stream
+ *		Create the stream's row or move its version to new_version.
+ */
+static void
+advance_stream(Datum stream, const char *category, int64 new_version,
+			   TimestampTz now, const char *name)
+{
+	Datum		args[4];
+
+	args[0] = stream;
+	args[1] = Int64GetDatum(new_version);
+	args[2] = TimestampTzGetDatum(now);
+
+	if (new_version == 1)
+	{
+		Oid			argtypes[4] = {TEXTOID, INT8OID, TIMESTAMPTZOID, TEXTOID};
+
+		args[3] = CStringGetTextDatum(category);
+		es_execute(es_prepare(&plan_insert_stream,
+							  "INSERT INTO es.streams"
+							  " (stream, category, version, created_at, updated_at)"
+							  " VALUES ($1, $4, $2, $3, $3)"
+							  " ON CONFLICT (stream) DO NOTHING",
+							  4, argtypes),
+				   args, NULL, SPI_OK_INSERT);
+	}
+	else
+	{
+		Oid			argtypes[3] = {TEXTOID, INT8OID, TIMESTAMPTZOID};
+
+		es_execute(es_prepare(&plan_update_stream,
+							  "UPDATE es.streams"
+							  " SET version = $2, updated_at = $3"
+							  " WHERE stream OPERATOR(pg_catalog.=) $1",
+							  3, argtypes),
+				   args, NULL, SPI_OK_UPDATE);
+	}
+
+	/*
+	 * Under the stream lock the row cannot have changed since we read it,
+	 * unless our snapshot is older than the lock (REPEATABLE READ): then the
+	 * version we read is stale and the append must be retried.
+	 */
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize append to stream \"%s\"", name),
+				 errdetail("The stream was changed by a concurrent transaction."),
+				 errhint("The transaction might succeed if retried.")));
+}
+
+/*
+ * check_restored_event
+ *		Accept an event row that carries its transaction id (pg_restore).
+ */
+static void
+check_restored_event(Relation rel, const Datum *values, const bool *isnull)
+{
+	const char *category;
+
+	if (!pg_class_ownercheck(RelationGetRelid(rel), GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_GENERATED_ALWAYS),
+				 errmsg("cannot insert a non-DEFAULT value into column \"%s\"",
+						"transaction_id"),
+				 errdetail("Column \"%s\" of es.events is assigned when an event is appended.",
+						   "transaction_id"),
+				 errhint("Only the owner of es.events can load events with their transaction ids, as pg_restore does.")));
+
+	category = check_event_row(values, isnull);
+	if (isnull[Anum_es_events_category - 1] ||
+		strcmp(TextDatumGetCString(values[Anum_es_events_category - 1]),
+			   category) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("category of restored event does not match its stream \"%s\"",
+						TextDatumGetCString(values[Anum_es_events_stream - 1]))));
+}
+
+/*
+ * es_events_append_trigger
+ *		BEFORE INSERT FOR EACH ROW trigger on es.events.
+ *
+ * Returns the completed row, or NULL when the row repeats an event already
+ * stored under the same event_id (an idempotent retry).
+ */
+Datum
+es_events_append_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	TupleDesc	tupdesc;
+	HeapTuple	tuple;
+	Datum		values[Natts_es_events];
+	bool		isnull[Natts_es_events];
+	int			replcols[6];
+	Datum		replvalues[6];
+	bool		replnulls[6] = {false, false, false, false, false, false};
+	const char *category;
+	const char *name;
+	Datum		stream;
+	Oid			seqoid;
+	bool		had_xid;
+	bool		repeated = false;
+	int64		version = 0;
+	int64		sequence_number;
+	int64		global_position;
+	TimestampTz created_at = 0;
+	FullTransactionId fxid;
+	Oid			save_userid;
+	int			save_sec_context;
+	EsEventMessage ev;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"%s\" was not called by trigger manager",
+						"es_events_append_trigger")));
+	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"%s\" must be fired BEFORE INSERT FOR EACH ROW",
+						"es_events_append_trigger")));
+
+	rel = trigdata->tg_relation;
+	tupdesc = RelationGetDescr(rel);
+	tuple = trigdata->tg_trigtuple;
+	es_check_events_tupdesc(tupdesc);
+	heap_deform_tuple(tuple, tupdesc, values, isnull);
+
+	if (!isnull[Anum_es_events_transaction_id - 1])
+	{
+		check_restored_event(rel, values, isnull);
+		return PointerGetDatum(tuple);
+	}
+
+	refuse_supplied_column(isnull, Anum_es_events_global_position,
+						   "global_position");
+	refuse_supplied_column(isnull, Anum_es_events_category, "category");
+	refuse_supplied_column(isnull, Anum_es_events_created_at, "created_at");
+	category = check_event_row(values, isnull);
+
+	stream = values[Anum_es_events_stream - 1];
+	name = TextDatumGetCString(stream);
+	if (isnull[Anum_es_events_event_id - 1])
+	{
+		values[Anum_es_events_event_id - 1] = random_event_id();
+		isnull[Anum_es_events_event_id - 1] = false;
+	}
+	else
+		repeated = true;		/* until checked under the lock */
+
+	seqoid = get_relname_relid("events_global_position_seq",
+							   RelationGetNamespace(rel));
+	if (!OidIsValid(seqoid))
+		elog(ERROR, "sequence es.events_global_position_seq does not exist");
+
+	/* see eventsourcing.h: the lock comes before any transaction id */
+	had_xid = TransactionIdIsValid(GetTopTransactionIdIfAny());
+	es_lock_stream(name, strlen(name));
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(rel->rd_rel->relowner,
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_NOFORCE_RLS);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	if (repeated)
+		repeated = event_id_already_stored(values, isnull);
+
+	if (!repeated)
+	{
+		version = stream_version(stream);
+		if (had_xid && version > 0)
+			check_transaction_order(stream, version, name);
+
+		if (!isnull[Anum_es_events_sequence_number - 1] &&
+			DatumGetInt64(values[Anum_es_events_sequence_number - 1]) !=
+			version + 1)
+			ereport(ERROR,
+					(errcode(ES_ERRCODE_WRONG_EXPECTED_VERSION),
+					 errmsg("wrong expected version for stream \"%s\"", name),
+					 errdetail("Expected version " INT64_FORMAT ", actual version " INT64_FORMAT ".",
+							   DatumGetInt64(values[Anum_es_events_sequence_number - 1]) - 1,
+							   version),
+					 errhint("Read the stream again and retry with its current version.")));
+
+		created_at = GetCurrentTimestamp();
+		advance_stream(stream, category, version + 1, created_at, name);
+	}
+
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+
+	if (repeated)
+		return PointerGetDatum(NULL);
+
+	sequence_number = version + 1;
+	global_position = nextval_internal(seqoid, false);
+	fxid = GetTopFullTransactionId();
+
+	replcols[0] = Anum_es_events_global_position;
+	replvalues[0] = Int64GetDatum(global_position);
+	replcols[1] = Anum_es_events_category;
+	replvalues[1] = CStringGetTextDatum(category);
+	replcols[2] = Anum_es_events_sequence_number;
+	replvalues[2] = Int64GetDatum(sequence_number);
+	replcols[3] = Anum_es_events_event_id;
+	replvalues[3] = values[Anum_es_events_event_id - 1];
+	replcols[4] = Anum_es_events_created_at;
+	replvalues[4] = TimestampTzGetDatum(created_at);
+	replcols[5] = Anum_es_events_transaction_id;
+	replvalues[5] = FullTransactionIdGetDatum(fxid);
+	tuple = heap_modify_tuple_by_cols(tuple, tupdesc, lengthof(replcols),
+									  replcols, replvalues, replnulls);
+
+	/* announce the row exactly as it will be stored */
+	heap_deform_tuple(tuple, tupdesc, values, isnull);
+	es_event_message_from_row(&ev, values, isnull);
+	es_notify_event(category, &ev);
+
+	return PointerGetDatum(tuple);
+}
+
+/*
+ * es_events_append_only_trigger
+ *		BEFORE UPDATE OR DELETE and BEFORE TRUNCATE statement trigger.
+ *
+ * Events are never changed or removed.  A statement trigger refuses the
+ * statement even when it would touch no row.
+ */
+Datum
+es_events_append_only_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	const char *relname;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"%s\" was not called by trigger manager",
+						"es_events_append_only_trigger")));
+	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"%s\" must be fired BEFORE FOR EACH STATEMENT",
+						"es_events_append_only_trigger")));
+
+	relname = RelationGetRelationName(trigdata->tg_relation);
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot update table \"%s\"", relname),
+				 errdetail("The event log is append-only."),
+				 errhint("Append an event that corrects the earlier one.")));
+	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot delete from table \"%s\"", relname),
+				 errdetail("The event log is append-only.")));
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot truncate table \"%s\"", relname),
+				 errdetail("The event log is append-only.")));
+
+	PG_RETURN_NULL();
+}
