@@ -106,10 +106,9 @@ insert_event(EsNewEvent *ev, TupleDesc *tupdesc)
 	if (SPI_processed == 0)
 	{
 		/* the trigger found this event_id stored with the same content */
-		Oid			argtypes[1] = {UUIDOID};
-
 		if (plan_event_by_id == NULL)
 		{
+			Oid			argtypes[1] = {UUIDOID};
 			SPIPlanPtr	plan;
 
 			plan = SPI_prepare("SELECT * FROM es.events"

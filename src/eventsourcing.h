@@ -43,6 +43,7 @@
 #ifndef EVENTSOURCING_H
 #define EVENTSOURCING_H
 
+#include "access/htup.h"
 #include "access/tupdesc.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -128,6 +129,7 @@ extern void es_append_event_message(StringInfo buf, const EsEventMessage *ev,
 									bool with_data);
 
 /* notify.c */
-extern void es_notify_event(const char *category, const EsEventMessage *ev);
+extern void es_notify_event(const char *category, HeapTuple tuple,
+							TupleDesc tupdesc);
 
 #endif							/* EVENTSOURCING_H */

@@ -21,35 +21,45 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "commands/async.h"
 
 #include "eventsourcing.h"
 
+StaticAssertDecl(ES_CATEGORY_MAX_LEN + sizeof("es_") <= NAMEDATALEN,
+				 "channel es_<category> must fit in a name");
+
 /*
  * es_notify_event
- *		Announce one appended event on channel es_<category>.
+ *		Announce one appended event, a row of es.events, on channel
+ *		es_<category>.
  *
  * A message that NOTIFY would refuse as too long goes out without its data
  * and with "truncated":true.
  */
 void
-es_notify_event(const char *category, const EsEventMessage *ev)
+es_notify_event(const char *category, HeapTuple tuple, TupleDesc tupdesc)
 {
 	char		channel[NAMEDATALEN];
+	Datum		values[Natts_es_events];
+	bool		isnull[Natts_es_events];
+	EsEventMessage ev;
 	StringInfoData payload;
 
 	if (es_notify_mode == ES_NOTIFY_OFF)
 		return;
 
-	/* categories have at most ES_CATEGORY_MAX_LEN bytes: this fits */
+	heap_deform_tuple(tuple, tupdesc, values, isnull);
+	es_event_message_from_row(&ev, values, isnull);
+
 	snprintf(channel, sizeof(channel), "es_%s", category);
 
 	initStringInfo(&payload);
-	es_append_event_message(&payload, ev, true);
+	es_append_event_message(&payload, &ev, true);
 	if (payload.len >= ES_NOTIFY_PAYLOAD_LIMIT)
 	{
 		resetStringInfo(&payload);
-		es_append_event_message(&payload, ev, false);
+		es_append_event_message(&payload, &ev, false);
 	}
 
 	Async_Notify(channel, payload.data);

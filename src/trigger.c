@@ -17,9 +17,13 @@
  *
  * A row that arrives with a transaction_id is an event being restored from
  * a dump: pg_dump's COPY of es.events carries every column.  Only the owner
- * of es.events may insert such rows; they are checked for shape and stored
- * as they are, without touching es.streams (whose rows pg_dump restores
- * separately) and without a notification.
+ * of es.events may insert such rows.  They are checked for shape and stored
+ * without touching es.streams (whose rows pg_dump restores separately) and
+ * without a notification.  Their transaction_id becomes the restoring
+ * transaction's: ids from another cluster mean nothing here and might even
+ * lie in this cluster's future, where es_read_all would hide the events.
+ * As they all share one id, es_read_all orders them by global position,
+ * which within a stream is sequence order.
  */
 #include "postgres.h"
 
@@ -397,12 +401,17 @@ advance_stream(Datum stream, const char *category, int64 new_version,
 }
 
 /*
- * check_restored_event
- *		Accept an event row that carries its transaction id (pg_restore).
+ * restore_event
+ *		Accept an event row that carries its transaction id (pg_restore);
+ *		return it with the restoring transaction's id.
  */
-static void
-check_restored_event(Relation rel, const Datum *values, const bool *isnull)
+static HeapTuple
+restore_event(Relation rel, HeapTuple tuple, const Datum *values,
+			  const bool *isnull)
 {
+	int			replcol = Anum_es_events_transaction_id;
+	Datum		replvalue;
+	bool		replnull = false;
 	const char *category;
 
 	if (!pg_class_ownercheck(RelationGetRelid(rel), GetUserId()))
@@ -422,6 +431,10 @@ check_restored_event(Relation rel, const Datum *values, const bool *isnull)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("category of restored event does not match its stream \"%s\"",
 						TextDatumGetCString(values[Anum_es_events_stream - 1]))));
+
+	replvalue = FullTransactionIdGetDatum(GetTopFullTransactionId());
+	return heap_modify_tuple_by_cols(tuple, RelationGetDescr(rel), 1,
+									 &replcol, &replvalue, &replnull);
 }
 
 /*
@@ -456,7 +469,6 @@ es_events_append_trigger(PG_FUNCTION_ARGS)
 	FullTransactionId fxid;
 	Oid			save_userid;
 	int			save_sec_context;
-	EsEventMessage ev;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -479,8 +491,7 @@ es_events_append_trigger(PG_FUNCTION_ARGS)
 
 	if (!isnull[Anum_es_events_transaction_id - 1])
 	{
-		check_restored_event(rel, values, isnull);
-		return PointerGetDatum(tuple);
+		return PointerGetDatum(restore_event(rel, tuple, values, isnull));
 	}
 
 	refuse_supplied_column(isnull, Anum_es_events_global_position,
@@ -566,9 +577,7 @@ es_events_append_trigger(PG_FUNCTION_ARGS)
 									  replcols, replvalues, replnulls);
 
 	/* announce the row exactly as it will be stored */
-	heap_deform_tuple(tuple, tupdesc, values, isnull);
-	es_event_message_from_row(&ev, values, isnull);
-	es_notify_event(category, &ev);
+	es_notify_event(category, tuple, tupdesc);
 
 	return PointerGetDatum(tuple);
 }
