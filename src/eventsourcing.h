@@ -22,11 +22,13 @@
  *		lock on a hash of the stream name (stream.c).  It needs no
  *		transaction id, so a transaction that had none before gets its id
  *		after the previous appender of the stream has committed;
- *	 3. with the lock held: checks event_id idempotency, reads the stream's
- *		version from es.streams, checks a supplied sequence number (this is
- *		how expected_version is enforced), advances es.streams.version,
- *		draws the global position from es.events_global_position_seq and
- *		stamps created_at and transaction_id;
+ *	 3. with the lock held: checks event_id idempotency, advances
+ *		es.streams.version by one (creating the row for a new stream),
+ *		checks a supplied sequence number against the new version (this is
+ *		how expected_version is enforced; a mismatch aborts the statement,
+ *		undoing the advance), draws the global position from
+ *		es.events_global_position_seq and stamps created_at and
+ *		transaction_id;
  *	 4. queues the notification (notify.c).
  *
  * The lock is held until commit, so the events of one stream are numbered

@@ -47,7 +47,6 @@ PG_FUNCTION_INFO_V1(es_events_append_only_trigger);
 
 /* saved plans of the queries run under the stream lock */
 static SPIPlanPtr plan_event_by_id = NULL;
-static SPIPlanPtr plan_stream_version = NULL;
 static SPIPlanPtr plan_event_xid = NULL;
 static SPIPlanPtr plan_insert_stream = NULL;
 static SPIPlanPtr plan_update_stream = NULL;
@@ -287,27 +286,6 @@ event_id_already_stored(const Datum *values, const bool *isnull)
 }
 
 /*
- * stream_version
- *		The stream's version, 0 if the stream has no row yet.
- */
-static int64
-stream_version(Datum stream)
-{
-	Oid			argtypes[1] = {TEXTOID};
-	bool		isnull;
-
-	es_execute(es_prepare(&plan_stream_version,
-						  "SELECT version FROM es.streams"
-						  " WHERE stream OPERATOR(pg_catalog.=) $1",
-						  1, argtypes),
-			   &stream, NULL, SPI_OK_SELECT);
-	if (SPI_processed == 0)
-		return 0;
-	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-									   SPI_tuptable->tupdesc, 1, &isnull));
-}
-
-/*
  * check_transaction_order
  *		Refuse to append after a younger transaction appended to the stream.
  *
@@ -350,54 +328,60 @@ check_transaction_order(Datum stream, int64 version, const char *name)
 
 /*
  * advance_stream
- *		Create the stream's row or move its version to new_version.
+ *		Move the stream's version on by one, creating the stream's row for
+ *		its first event; return the version before the append.
+ *
+ * Called under the stream lock, so no other append can change the row in
+ * between.  Under REPEATABLE READ the row may have been changed or created
+ * after our snapshot was taken: the UPDATE then fails with a serialization
+ * failure by itself, and the INSERT finds a conflict, reported the same way.
  */
-static void
-advance_stream(Datum stream, const char *category, int64 new_version,
-			   TimestampTz now, const char *name)
+static int64
+advance_stream(Datum stream, const char *category, TimestampTz now,
+			   const char *name)
 {
-	Datum		args[4];
+	Datum		args[3];
+	bool		isnull;
 
 	args[0] = stream;
-	args[1] = Int64GetDatum(new_version);
-	args[2] = TimestampTzGetDatum(now);
+	args[1] = TimestampTzGetDatum(now);
+	args[2] = CStringGetTextDatum(category);
 
-	if (new_version == 1)
 	{
-		Oid			argtypes[4] = {TEXTOID, INT8OID, TIMESTAMPTZOID, TEXTOID};
-
-		args[3] = CStringGetTextDatum(category);
-		es_execute(es_prepare(&plan_insert_stream,
-							  "INSERT INTO es.streams"
-							  " (stream, category, version, created_at, updated_at)"
-							  " VALUES ($1, $4, $2, $3, $3)"
-							  " ON CONFLICT (stream) DO NOTHING",
-							  4, argtypes),
-				   args, NULL, SPI_OK_INSERT);
-	}
-	else
-	{
-		Oid			argtypes[3] = {TEXTOID, INT8OID, TIMESTAMPTZOID};
+		Oid			argtypes[2] = {TEXTOID, TIMESTAMPTZOID};
 
 		es_execute(es_prepare(&plan_update_stream,
 							  "UPDATE es.streams"
-							  " SET version = $2, updated_at = $3"
-							  " WHERE stream OPERATOR(pg_catalog.=) $1",
-							  3, argtypes),
-				   args, NULL, SPI_OK_UPDATE);
+							  " SET version = version OPERATOR(pg_catalog.+) 1,"
+							  "     updated_at = $2"
+							  " WHERE stream OPERATOR(pg_catalog.=) $1"
+							  " RETURNING version",
+							  2, argtypes),
+				   args, NULL, SPI_OK_UPDATE_RETURNING);
 	}
+	if (SPI_processed == 1)
+		return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1,
+										   &isnull)) - 1;
 
-	/*
-	 * Under the stream lock the row cannot have changed since we read it,
-	 * unless our snapshot is older than the lock (REPEATABLE READ): then the
-	 * version we read is stale and the append must be retried.
-	 */
+	{
+		Oid			argtypes[3] = {TEXTOID, TIMESTAMPTZOID, TEXTOID};
+
+		es_execute(es_prepare(&plan_insert_stream,
+							  "INSERT INTO es.streams"
+							  " (stream, category, version, created_at, updated_at)"
+							  " VALUES ($1, $3, 1, $2, $2)"
+							  " ON CONFLICT (stream) DO NOTHING",
+							  3, argtypes),
+				   args, NULL, SPI_OK_INSERT);
+	}
 	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("could not serialize append to stream \"%s\"", name),
-				 errdetail("The stream was changed by a concurrent transaction."),
+				 errdetail("The stream was created by a concurrent transaction."),
 				 errhint("The transaction might succeed if retried.")));
+	return 0;
 }
 
 /*
@@ -531,7 +515,8 @@ es_events_append_trigger(PG_FUNCTION_ARGS)
 
 	if (!repeated)
 	{
-		version = stream_version(stream);
+		created_at = GetCurrentTimestamp();
+		version = advance_stream(stream, category, created_at, name);
 		if (had_xid && version > 0)
 			check_transaction_order(stream, version, name);
 
@@ -545,9 +530,6 @@ es_events_append_trigger(PG_FUNCTION_ARGS)
 							   DatumGetInt64(values[Anum_es_events_sequence_number - 1]) - 1,
 							   version),
 					 errhint("Read the stream again and retry with its current version.")));
-
-		created_at = GetCurrentTimestamp();
-		advance_stream(stream, category, version + 1, created_at, name);
 	}
 
 	if (SPI_finish() != SPI_OK_FINISH)
