@@ -18,7 +18,9 @@
  *
  * For each new event the trigger, in this order:
  *	 1. validates the row (stream name, event type, data, sizes);
- *	 2. takes the stream's append lock, a transaction-scoped heavyweight
+ *	 2. takes the lock of the event id if the appender supplied one (so that
+ *		retries of one id on different streams serialise too), then the
+ *		stream's append lock, a transaction-scoped heavyweight
  *		lock on a hash of the stream name (stream.c).  It needs no
  *		transaction id, so a transaction that had none before gets its id
  *		after the previous appender of the stream has committed;
@@ -51,6 +53,7 @@
 #include "lib/stringinfo.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
+#include "utils/uuid.h"
 
 /* limits of the public contract (README "Streams") */
 #define ES_STREAM_MAX_LEN		200
@@ -122,6 +125,7 @@ typedef struct EsEventMessage
 extern void es_check_category(const char *category, int len);
 extern const char *es_stream_category(const char *stream, int len);
 extern void es_lock_stream(const char *stream, int len);
+extern void es_lock_event_id(const pg_uuid_t *event_id);
 
 /* message.c */
 extern void es_check_events_tupdesc(TupleDesc tupdesc);

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * stream.c
- *	  Stream names and the per-stream append lock.
+ *	  Stream names and the append locks.
  *
  * Copyright (c) 2026, eventsourcing developers
  *
@@ -15,6 +15,7 @@
 #include "common/hashfn.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
+#include "utils/uuid.h"
 
 #include "eventsourcing.h"
 
@@ -25,6 +26,23 @@
  * objsubid 17747 ('ES').
  */
 #define ES_LOCKTAG_STREAM	0x4553
+/* ... and this one for event ids, objsubid 17737 ('EI') */
+#define ES_LOCKTAG_EVENT_ID	0x4549
+
+/*
+ * Take an exclusive transaction-scoped lock on a 64-bit hash of a key.
+ */
+static void
+es_lock_hashed_key(const void *key, int len, uint16 kind)
+{
+	LOCKTAG		tag;
+	uint64		h;
+
+	h = DatumGetUInt64(hash_any_extended((const unsigned char *) key, len, 0));
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
+						 kind);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
 
 /*
  * es_check_category
@@ -107,12 +125,21 @@ es_stream_category(const char *stream, int len)
 void
 es_lock_stream(const char *stream, int len)
 {
-	LOCKTAG		tag;
-	uint64		h;
+	es_lock_hashed_key(stream, len, ES_LOCKTAG_STREAM);
+}
 
-	h = DatumGetUInt64(hash_any_extended((const unsigned char *) stream,
-										 len, 0));
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
-						 ES_LOCKTAG_STREAM);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+/*
+ * es_lock_event_id
+ *		Take the lock of a client-supplied event id for the rest of the
+ *		transaction.
+ *
+ * The stream lock alone serialises retries of one event id on one stream.
+ * This lock, taken before the stream lock, serialises appends of the same
+ * event id to different streams too, so that the later one sees the first
+ * one's outcome and reports a reused id rather than a unique violation.
+ */
+void
+es_lock_event_id(const pg_uuid_t *event_id)
+{
+	es_lock_hashed_key(event_id->data, UUID_LEN, ES_LOCKTAG_EVENT_ID);
 }

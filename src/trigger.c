@@ -501,6 +501,8 @@ es_events_append_trigger(PG_FUNCTION_ARGS)
 
 	/* see eventsourcing.h: the lock comes before any transaction id */
 	had_xid = TransactionIdIsValid(GetTopTransactionIdIfAny());
+	if (repeated)
+		es_lock_event_id(DatumGetUUIDP(values[Anum_es_events_event_id - 1]));
 	es_lock_stream(name, strlen(name));
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
