@@ -298,10 +298,12 @@ batch_element(Jsonb *events, int i, Datum stream, EsNewEvent *ev)
  * es_append_batch
  *		Append a JSON array of events to one stream, all or nothing.
  *
- * With expected_version n, the stream must be at version n and the events
- * get n + 1, n + 2, ...; each is checked by the trigger like a single
- * append.  The batch runs in the caller's transaction, so an error in any
- * element stores none of them.
+ * With expected_version n, the first event is appended as event n + 1,
+ * checked by the trigger like a single append; from then on this
+ * transaction holds the stream lock, so the others follow it without a
+ * gap.  (An element that repeats a stored event_id appends nothing, which
+ * is why only the first one carries the check.)  The batch runs in the
+ * caller's transaction, so an error in any element stores none of them.
  */
 Datum
 es_append_batch(PG_FUNCTION_ARGS)
@@ -352,9 +354,9 @@ es_append_batch(PG_FUNCTION_ARGS)
 		HeapTuple	tuple;
 
 		batch_element(events, i, PG_GETARG_DATUM(0), &ev);
-		if (have_expected)
+		if (have_expected && i == 0)
 		{
-			ev.values[4] = Int64GetDatum(next_sequence + i);
+			ev.values[4] = Int64GetDatum(next_sequence);
 			ev.nulls[4] = ' ';
 		}
 		tuple = insert_event(&ev, &tupdesc);

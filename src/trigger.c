@@ -206,19 +206,22 @@ random_event_id(void)
 }
 
 /*
- * Equality of two optional text or jsonb columns, as stored bytes.
+ * Equality of two optional text or jsonb columns.
  *
- * Both types compare equal exactly when their detoasted bytes are equal
- * (text under deterministic collations; jsonb is stored canonically).
+ * jsonb values compare with jsonb's own equality, so that a retry that
+ * writes 1.0 for 1 or reorders keys is still the same event; text values
+ * compare as bytes.
  */
 static bool
-column_equal(Datum a, bool anull, Datum b, bool bnull)
+column_equal(Datum a, bool anull, Datum b, bool bnull, bool is_jsonb)
 {
 	struct varlena *va;
 	struct varlena *vb;
 
 	if (anull || bnull)
 		return anull && bnull;
+	if (is_jsonb)
+		return DatumGetBool(DirectFunctionCall2(jsonb_eq, a, b));
 	va = PG_DETOAST_DATUM_PACKED(a);
 	vb = PG_DETOAST_DATUM_PACKED(b);
 	return VARSIZE_ANY_EXHDR(va) == VARSIZE_ANY_EXHDR(vb) &&
@@ -264,7 +267,9 @@ event_id_already_stored(const Datum *values, const bool *isnull)
 		Datum		sval = heap_getattr(stored, compared[i], tupdesc, &snull);
 
 		if (!column_equal(values[compared[i] - 1], isnull[compared[i] - 1],
-						  sval, snull))
+						  sval, snull,
+						  compared[i] == Anum_es_events_data ||
+						  compared[i] == Anum_es_events_metadata))
 		{
 			bool		dummy;
 
@@ -483,6 +488,13 @@ es_events_append_trigger(PG_FUNCTION_ARGS)
 	refuse_supplied_column(isnull, Anum_es_events_category, "category");
 	refuse_supplied_column(isnull, Anum_es_events_created_at, "created_at");
 	category = check_event_row(values, isnull);
+	if (!isnull[Anum_es_events_sequence_number - 1] &&
+		DatumGetInt64(values[Anum_es_events_sequence_number - 1]) < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid sequence number " INT64_FORMAT,
+						DatumGetInt64(values[Anum_es_events_sequence_number - 1])),
+				 errdetail("Sequence numbers start at 1.")));
 
 	stream = values[Anum_es_events_stream - 1];
 	name = TextDatumGetCString(stream);
