@@ -479,9 +479,7 @@ es_events_append_trigger(PG_FUNCTION_ARGS)
 	heap_deform_tuple(tuple, tupdesc, values, isnull);
 
 	if (!isnull[Anum_es_events_transaction_id - 1])
-	{
 		return PointerGetDatum(restore_event(rel, tuple, values, isnull));
-	}
 
 	refuse_supplied_column(isnull, Anum_es_events_global_position,
 						   "global_position");
