@@ -16,6 +16,7 @@ OBJS = \
 	src/message.o \
 	src/notify.o \
 	src/read.o \
+	src/relation.o \
 	src/stream.o \
 	src/trigger.o
 PGFILEDESC = "eventsourcing - event store with per-stream sequences"

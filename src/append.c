@@ -10,17 +10,26 @@
  *
  *-------------------------------------------------------------------------
  *
- * Both functions INSERT into es.events as the calling user and let the
- * append trigger do the work (trigger.c), so that they and a plain INSERT
- * produce the same rows and the same notifications.  expected_version n is
+ * Both functions insert into es.events through its row triggers
+ * (relation.c) and let the append trigger do the work (trigger.c), so that
+ * they and a plain INSERT produce the same rows and the same
+ * notifications.  expected_version n is
  * passed to the trigger as the sequence number n + 1, which it checks under
  * the stream lock.
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/jsonb.h"
 #include "utils/uuid.h"
 
@@ -42,8 +51,14 @@ typedef struct EsNewEvent
 	char		nulls[ES_INSERT_NARGS];
 } EsNewEvent;
 
-static SPIPlanPtr plan_insert_event = NULL;
 static SPIPlanPtr plan_event_by_id = NULL;
+
+/* the column of es.events each parameter of EsNewEvent fills */
+static const AttrNumber es_new_event_attnums[ES_INSERT_NARGS] = {
+	Anum_es_events_stream, Anum_es_events_event_type, Anum_es_events_data,
+	Anum_es_events_metadata, Anum_es_events_sequence_number,
+	Anum_es_events_event_id, Anum_es_events_user_id, Anum_es_events_username
+};
 
 /*
  * check_expected_version
@@ -67,68 +82,106 @@ check_expected_version(int64 expected_version)
 }
 
 /*
- * insert_event
- *		INSERT one event through the append trigger; return the stored row.
+ * open_events
+ *		Open es.events for appending as the calling user.
  *
- * Must be called inside SPI; the returned tuple lives in the SPI context.
+ * The insert below bypasses the SQL layer, so the privileges an INSERT ...
+ * RETURNING would need are checked here: INSERT and SELECT on es.events.
+ * Row-level security, which that layer would apply, is refused rather than
+ * silently ignored.
+ */
+static Relation
+open_events(void)
+{
+	Oid			relid;
+	AclResult	aclresult;
+
+	relid = get_relname_relid("events", get_namespace_oid("es", false));
+	if (!OidIsValid(relid))
+		elog(ERROR, "table es.events does not exist");
+
+	aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_INSERT);
+	if (aclresult == ACLCHECK_OK)
+		aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_TABLE, "events");
+	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot append with row-level security enabled on table \"%s\"",
+						"events"),
+				 errhint("Append with INSERT INTO es.events, which applies the policies.")));
+
+	return table_open(relid, RowExclusiveLock);
+}
+
+/*
+ * stored_event
+ *		The stored row with this event_id, as a composite datum.
+ */
+static Datum
+stored_event(Datum event_id)
+{
+	Datum		result;
+	int			rc;
+	bool		isnull;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (plan_event_by_id == NULL)
+	{
+		Oid			argtypes[1] = {UUIDOID};
+		SPIPlanPtr	plan;
+
+		plan = SPI_prepare("SELECT e FROM es.events e"
+						   " WHERE event_id OPERATOR(pg_catalog.=) $1",
+						   1, argtypes);
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not prepare the lookup of an event: %s",
+				 SPI_result_code_string(SPI_result));
+		plan_event_by_id = plan;
+	}
+	rc = SPI_execute_plan(plan_event_by_id, &event_id, NULL, false, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "repeated event %s not found",
+			 DatumGetCString(DirectFunctionCall1(uuid_out, event_id)));
+	result = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 1,
+											 &isnull),
+							   false, -1);
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	return result;
+}
+
+/*
+ * append_event
+ *		Insert one event into es.events through the append trigger; return
+ *		the stored row as a composite datum.
+ *
  * When the trigger skips the row because its event_id is already stored
  * with the same content, the stored row is returned instead.
  */
-static HeapTuple
-insert_event(EsNewEvent *ev, TupleDesc *tupdesc)
+static Datum
+append_event(Relation rel, EsNewEvent *ev)
 {
-	int			rc;
+	Datum		values[Natts_es_events];
+	bool		isnull[Natts_es_events];
+	Datum		result;
+	int			i;
 
-	if (plan_insert_event == NULL)
+	memset(isnull, true, sizeof(isnull));
+	for (i = 0; i < ES_INSERT_NARGS; i++)
 	{
-		Oid			argtypes[ES_INSERT_NARGS] = {
-			TEXTOID, TEXTOID, JSONBOID, JSONBOID, INT8OID, UUIDOID,
-			TEXTOID, TEXTOID
-		};
-		SPIPlanPtr	plan;
-
-		plan = SPI_prepare("INSERT INTO es.events"
-						   " (stream, event_type, data, metadata,"
-						   "  sequence_number, event_id, user_id, username)"
-						   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-						   " RETURNING *",
-						   ES_INSERT_NARGS, argtypes);
-		if (plan == NULL || SPI_keepplan(plan) != 0)
-			elog(ERROR, "could not prepare the insert of an event: %s",
-				 SPI_result_code_string(SPI_result));
-		plan_insert_event = plan;
+		values[es_new_event_attnums[i] - 1] = ev->values[i];
+		isnull[es_new_event_attnums[i] - 1] = (ev->nulls[i] == 'n');
 	}
 
-	rc = SPI_execute_plan(plan_insert_event, ev->values, ev->nulls, false, 0);
-	if (rc != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
-
-	if (SPI_processed == 0)
-	{
-		/* the trigger found this event_id stored with the same content */
-		if (plan_event_by_id == NULL)
-		{
-			Oid			argtypes[1] = {UUIDOID};
-			SPIPlanPtr	plan;
-
-			plan = SPI_prepare("SELECT * FROM es.events"
-							   " WHERE event_id OPERATOR(pg_catalog.=) $1",
-							   1, argtypes);
-			if (plan == NULL || SPI_keepplan(plan) != 0)
-				elog(ERROR, "could not prepare the lookup of an event: %s",
-					 SPI_result_code_string(SPI_result));
-			plan_event_by_id = plan;
-		}
-		rc = SPI_execute_plan(plan_event_by_id, &ev->values[5], &ev->nulls[5],
-							  false, 1);
-		if (rc != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "repeated event %s not found",
-				 DatumGetCString(DirectFunctionCall1(uuid_out,
-													 ev->values[5])));
-	}
-
-	*tupdesc = SPI_tuptable->tupdesc;
-	return SPI_tuptable->vals[0];
+	result = es_insert_event(rel, heap_form_tuple(RelationGetDescr(rel),
+												  values, isnull));
+	if (result == (Datum) 0)
+		result = stored_event(ev->values[5]);
+	return result;
 }
 
 /*
@@ -139,8 +192,7 @@ Datum
 es_append(PG_FUNCTION_ARGS)
 {
 	EsNewEvent	ev;
-	HeapTuple	tuple;
-	TupleDesc	tupdesc;
+	Relation	rel;
 	Datum		result;
 	int			i;
 
@@ -161,12 +213,9 @@ es_append(PG_FUNCTION_ARGS)
 		ev.nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
 	}
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	tuple = insert_event(&ev, &tupdesc);
-	result = PointerGetDatum(SPI_returntuple(tuple, tupdesc));
-	if (SPI_finish() != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed");
+	rel = open_events();
+	result = append_event(rel, &ev);
+	table_close(rel, NoLock);
 
 	PG_RETURN_DATUM(result);
 }
@@ -314,6 +363,7 @@ es_append_batch(PG_FUNCTION_ARGS)
 	int			i = 0;
 	bool		have_expected = !PG_ARGISNULL(2);
 	int64		next_sequence = 0;
+	Relation	rel;
 	ErrorContextCallback errcallback;
 
 	if (PG_ARGISNULL(0))
@@ -345,13 +395,12 @@ es_append_batch(PG_FUNCTION_ARGS)
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	rel = open_events();
 	for (i = 0; i < count; i++)
 	{
 		EsNewEvent	ev;
-		TupleDesc	tupdesc;
-		HeapTuple	tuple;
+		HeapTupleHeader row;
+		HeapTupleData tuple;
 
 		batch_element(events, i, PG_GETARG_DATUM(0), &ev);
 		if (have_expected && i == 0)
@@ -359,12 +408,14 @@ es_append_batch(PG_FUNCTION_ARGS)
 			ev.values[4] = Int64GetDatum(next_sequence);
 			ev.nulls[4] = ' ';
 		}
-		tuple = insert_event(&ev, &tupdesc);
-		tuplestore_puttuple(rsinfo->setResult, tuple);
-		SPI_freetuptable(SPI_tuptable);
+		row = DatumGetHeapTupleHeader(append_event(rel, &ev));
+		tuple.t_len = HeapTupleHeaderGetDatumLength(row);
+		ItemPointerSetInvalid(&tuple.t_self);
+		tuple.t_tableOid = InvalidOid;
+		tuple.t_data = row;
+		tuplestore_puttuple(rsinfo->setResult, &tuple);
 	}
-	if (SPI_finish() != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed");
+	table_close(rel, NoLock);
 
 	error_context_stack = errcallback.previous;
 	return (Datum) 0;

@@ -52,6 +52,7 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "utils/jsonb.h"
+#include "utils/relcache.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
@@ -93,6 +94,14 @@
 #define Anum_es_events_transaction_id	12
 #define Natts_es_events					12
 
+/* attribute numbers of es.streams */
+#define Anum_es_streams_stream			1
+#define Anum_es_streams_category		2
+#define Anum_es_streams_version			3
+#define Anum_es_streams_created_at		4
+#define Anum_es_streams_updated_at		5
+#define Natts_es_streams				5
+
 /* values of eventsourcing.notify */
 typedef enum EsNotifyMode
 {
@@ -133,6 +142,12 @@ extern void es_event_message_from_row(EsEventMessage *ev, const Datum *values,
 									  const bool *isnull);
 extern void es_append_event_message(StringInfo buf, const EsEventMessage *ev,
 									bool with_data);
+
+/* relation.c */
+extern Datum es_insert_event(Relation rel, HeapTuple tuple);
+extern int64 es_advance_stream(Relation events, Datum stream,
+							   const char *category, TimestampTz now,
+							   const char *name);
 
 /* notify.c */
 extern void es_notify_event(const char *category, HeapTuple tuple,

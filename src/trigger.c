@@ -11,9 +11,10 @@
  *-------------------------------------------------------------------------
  *
  * es_events_append_trigger is the single append path (see eventsourcing.h
- * for the order of its steps and the locking rules).  It runs the queries
- * on es.streams as the owner of es.events, as the referential integrity
- * triggers do, so that appending needs only INSERT on es.events.
+ * for the order of its steps and the locking rules).  It changes es.streams
+ * directly (relation.c) and runs its lookups in es.events as the owner of
+ * es.events, as the referential integrity triggers do, so that appending
+ * needs only INSERT on es.events.
  *
  * A row that arrives with a transaction_id is an event being restored from
  * a dump: pg_dump's COPY of es.events carries every column.  Only the owner
@@ -48,8 +49,6 @@ PG_FUNCTION_INFO_V1(es_events_append_only_trigger);
 /* saved plans of the queries run under the stream lock */
 static SPIPlanPtr plan_event_by_id = NULL;
 static SPIPlanPtr plan_event_xid = NULL;
-static SPIPlanPtr plan_insert_stream = NULL;
-static SPIPlanPtr plan_update_stream = NULL;
 
 /*
  * Prepare a query once per backend and keep its plan.
@@ -81,6 +80,31 @@ es_execute(SPIPlanPtr plan, Datum *values, const char *nulls, int expected)
 
 	if (rc != expected)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+}
+
+/*
+ * Connect to SPI as the owner of es.events, for the lookups below.
+ */
+static void
+begin_owner_queries(Relation rel, Oid *save_userid, int *save_sec_context)
+{
+	GetUserIdAndSecContext(save_userid, save_sec_context);
+	SetUserIdAndSecContext(rel->rd_rel->relowner,
+						   *save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_NOFORCE_RLS);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+/*
+ * Disconnect from SPI and become the calling user again.
+ */
+static void
+end_owner_queries(Oid save_userid, int save_sec_context)
+{
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	SetUserIdAndSecContext(save_userid, save_sec_context);
 }
 
 /*
@@ -332,64 +356,6 @@ check_transaction_order(Datum stream, int64 version, const char *name)
 }
 
 /*
- * advance_stream
- *		Move the stream's version on by one, creating the stream's row for
- *		its first event; return the version before the append.
- *
- * Called under the stream lock, so no other append can change the row in
- * between.  Under REPEATABLE READ the row may have been changed or created
- * after our snapshot was taken: the UPDATE then fails with a serialization
- * failure by itself, and the INSERT finds a conflict, reported the same way.
- */
-static int64
-advance_stream(Datum stream, const char *category, TimestampTz now,
-			   const char *name)
-{
-	Datum		args[3];
-	bool		isnull;
-
-	args[0] = stream;
-	args[1] = TimestampTzGetDatum(now);
-	args[2] = CStringGetTextDatum(category);
-
-	{
-		Oid			argtypes[2] = {TEXTOID, TIMESTAMPTZOID};
-
-		es_execute(es_prepare(&plan_update_stream,
-							  "UPDATE es.streams"
-							  " SET version = version OPERATOR(pg_catalog.+) 1,"
-							  "     updated_at = $2"
-							  " WHERE stream OPERATOR(pg_catalog.=) $1"
-							  " RETURNING version",
-							  2, argtypes),
-				   args, NULL, SPI_OK_UPDATE_RETURNING);
-	}
-	if (SPI_processed == 1)
-		return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-										   SPI_tuptable->tupdesc, 1,
-										   &isnull)) - 1;
-
-	{
-		Oid			argtypes[3] = {TEXTOID, TIMESTAMPTZOID, TEXTOID};
-
-		es_execute(es_prepare(&plan_insert_stream,
-							  "INSERT INTO es.streams"
-							  " (stream, category, version, created_at, updated_at)"
-							  " VALUES ($1, $3, 1, $2, $2)"
-							  " ON CONFLICT (stream) DO NOTHING",
-							  3, argtypes),
-				   args, NULL, SPI_OK_INSERT);
-	}
-	if (SPI_processed != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not serialize append to stream \"%s\"", name),
-				 errdetail("The stream was created by a concurrent transaction."),
-				 errhint("The transaction might succeed if retried.")));
-	return 0;
-}
-
-/*
  * restore_event
  *		Accept an event row that carries its transaction id (pg_restore);
  *		return it with the restoring transaction's id.
@@ -515,22 +481,23 @@ es_events_append_trigger(PG_FUNCTION_ARGS)
 		es_lock_event_id(DatumGetUUIDP(values[Anum_es_events_event_id - 1]));
 	es_lock_stream(name, strlen(name));
 
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(rel->rd_rel->relowner,
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_NOFORCE_RLS);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-
 	if (repeated)
+	{
+		begin_owner_queries(rel, &save_userid, &save_sec_context);
 		repeated = event_id_already_stored(values, isnull);
+		end_owner_queries(save_userid, save_sec_context);
+	}
 
 	if (!repeated)
 	{
 		created_at = GetCurrentTimestamp();
-		version = advance_stream(stream, category, created_at, name);
+		version = es_advance_stream(rel, stream, category, created_at, name);
 		if (had_xid && version > 0)
+		{
+			begin_owner_queries(rel, &save_userid, &save_sec_context);
 			check_transaction_order(stream, version, name);
+			end_owner_queries(save_userid, save_sec_context);
+		}
 
 		if (!isnull[Anum_es_events_sequence_number - 1] &&
 			DatumGetInt64(values[Anum_es_events_sequence_number - 1]) !=
@@ -543,10 +510,6 @@ es_events_append_trigger(PG_FUNCTION_ARGS)
 							   version),
 					 errhint("Read the stream again and retry with its current version.")));
 	}
-
-	if (SPI_finish() != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed");
-	SetUserIdAndSecContext(save_userid, save_sec_context);
 
 	if (repeated)
 		return PointerGetDatum(NULL);
