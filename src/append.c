@@ -13,9 +13,8 @@
  * Both functions insert into es.events through its row triggers
  * (relation.c) and let the append trigger do the work (trigger.c), so that
  * they and a plain INSERT produce the same rows and the same
- * notifications.  expected_version n is
- * passed to the trigger as the sequence number n + 1, which it checks under
- * the stream lock.
+ * notifications.  expected_version n is passed to the trigger as the
+ * sequence number n + 1, which it checks under the stream lock.
  */
 #include "postgres.h"
 
@@ -29,8 +28,8 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
-#include "utils/rls.h"
 #include "utils/jsonb.h"
+#include "utils/rls.h"
 #include "utils/uuid.h"
 
 #include "eventsourcing.h"
@@ -38,12 +37,13 @@
 PG_FUNCTION_INFO_V1(es_append);
 PG_FUNCTION_INFO_V1(es_append_batch);
 
-/* number of parameters of the INSERT below */
+/* number of columns an appender supplies */
 #define ES_INSERT_NARGS 8
 
 /*
- * One event to append, as parameters of the INSERT: stream, event_type,
- * data, metadata, sequence_number, event_id, user_id, username.
+ * One event to append, in the order of es_append's parameters: stream,
+ * event_type, data, metadata, sequence_number (expected_version + 1),
+ * event_id, user_id, username.
  */
 typedef struct EsNewEvent
 {
