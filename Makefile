@@ -15,6 +15,7 @@ OBJS = \
 	src/guc.o \
 	src/message.o \
 	src/notify.o \
+	src/query.o \
 	src/read.o \
 	src/relation.o \
 	src/stream.o \

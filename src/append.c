@@ -71,8 +71,8 @@ check_expected_version(int64 expected_version)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("expected version must not be negative"),
-				 errdetail("The expected version was " INT64_FORMAT ".",
-						   expected_version),
+				 errdetail("The expected version was %lld.",
+						   (long long) expected_version),
 				 errhint("Use 0 for a stream that must not exist yet, NULL to append at any version.")));
 	if (expected_version == PG_INT64_MAX)
 		ereport(ERROR,
@@ -93,12 +93,22 @@ check_expected_version(int64 expected_version)
 static Relation
 open_events(void)
 {
+	Oid			nspid;
 	Oid			relid;
 	AclResult	aclresult;
 
-	relid = get_relname_relid("events", get_namespace_oid("es", false));
+	PreventCommandIfReadOnly("es_append()");
+
+	nspid = get_namespace_oid("es", false);
+	aclresult = pg_namespace_aclcheck(nspid, GetUserId(), ACL_USAGE);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_SCHEMA, "es");
+
+	relid = get_relname_relid("events", nspid);
 	if (!OidIsValid(relid))
-		elog(ERROR, "table es.events does not exist");
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"%s\" does not exist", "es.events")));
 
 	aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_INSERT);
 	if (aclresult == ACLCHECK_OK)
@@ -123,34 +133,26 @@ static Datum
 stored_event(Datum event_id)
 {
 	Datum		result;
-	int			rc;
 	bool		isnull;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (plan_event_by_id == NULL)
+	es_spi_connect();
 	{
 		Oid			argtypes[1] = {UUIDOID};
-		SPIPlanPtr	plan;
 
-		plan = SPI_prepare("SELECT e FROM es.events e"
-						   " WHERE event_id OPERATOR(pg_catalog.=) $1",
-						   1, argtypes);
-		if (plan == NULL || SPI_keepplan(plan) != 0)
-			elog(ERROR, "could not prepare the lookup of an event: %s",
-				 SPI_result_code_string(SPI_result));
-		plan_event_by_id = plan;
+		es_query_run(es_query_plan(&plan_event_by_id,
+								   "SELECT e FROM es.events e"
+								   " WHERE event_id OPERATOR(pg_catalog.=) $1",
+								   1, argtypes),
+					 &event_id, NULL, false, 1, SPI_OK_SELECT);
 	}
-	rc = SPI_execute_plan(plan_event_by_id, &event_id, NULL, false, 1);
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+	if (SPI_processed != 1)
 		elog(ERROR, "repeated event %s not found",
 			 DatumGetCString(DirectFunctionCall1(uuid_out, event_id)));
 	result = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
 											 SPI_tuptable->tupdesc, 1,
 											 &isnull),
 							   false, -1);
-	if (SPI_finish() != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed");
+	es_spi_finish();
 	return result;
 }
 
@@ -180,7 +182,12 @@ append_event(Relation rel, EsNewEvent *ev)
 	result = es_insert_event(rel, heap_form_tuple(RelationGetDescr(rel),
 												  values, isnull));
 	if (result == (Datum) 0)
+	{
+		/* only the append trigger may skip a row, and only a repeated id */
+		if (ev->nulls[5] == 'n')
+			elog(ERROR, "event was skipped by a trigger on es.events");
 		result = stored_event(ev->values[5]);
+	}
 	return result;
 }
 
@@ -347,12 +354,12 @@ batch_element(Jsonb *events, int i, Datum stream, EsNewEvent *ev)
  * es_append_batch
  *		Append a JSON array of events to one stream, all or nothing.
  *
- * With expected_version n, the first event is appended as event n + 1,
- * checked by the trigger like a single append; from then on this
- * transaction holds the stream lock, so the others follow it without a
- * gap.  (An element that repeats a stored event_id appends nothing, which
- * is why only the first one carries the check.)  The batch runs in the
- * caller's transaction, so an error in any element stores none of them.
+ * With expected_version n, each event must follow the one before it: the
+ * first becomes event n + 1, and each next one the successor of the event
+ * its predecessor stored or, for an element that repeats a stored event_id
+ * (which appends nothing), of the event it repeats.  The trigger checks
+ * each like a single append.  The batch runs in the caller's transaction,
+ * so an error in any element stores none of them.
  */
 Datum
 es_append_batch(PG_FUNCTION_ARGS)
@@ -390,12 +397,13 @@ es_append_batch(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 
+	rel = open_events();
+
 	errcallback.callback = batch_error_callback;
 	errcallback.arg = &i;
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 
-	rel = open_events();
 	for (i = 0; i < count; i++)
 	{
 		EsNewEvent	ev;
@@ -403,12 +411,21 @@ es_append_batch(PG_FUNCTION_ARGS)
 		HeapTupleData tuple;
 
 		batch_element(events, i, PG_GETARG_DATUM(0), &ev);
-		if (have_expected && i == 0)
+		if (have_expected)
 		{
 			ev.values[4] = Int64GetDatum(next_sequence);
 			ev.nulls[4] = ' ';
 		}
 		row = DatumGetHeapTupleHeader(append_event(rel, &ev));
+		if (have_expected)
+		{
+			bool		isnull;
+
+			/* the next event follows this one, stored now or repeated */
+			next_sequence = DatumGetInt64(GetAttributeByNum(row,
+															Anum_es_events_sequence_number,
+															&isnull)) + 1;
+		}
 		tuple.t_len = HeapTupleHeaderGetDatumLength(row);
 		ItemPointerSetInvalid(&tuple.t_self);
 		tuple.t_tableOid = InvalidOid;

@@ -137,13 +137,25 @@ extern void es_lock_stream(const char *stream, int len);
 extern void es_lock_event_id(const pg_uuid_t *event_id);
 
 /* message.c */
-extern void es_check_events_tupdesc(TupleDesc tupdesc);
 extern void es_event_message_from_row(EsEventMessage *ev, const Datum *values,
 									  const bool *isnull);
 extern void es_append_event_message(StringInfo buf, const EsEventMessage *ev,
 									bool with_data);
 
+/* query.c */
+struct _SPI_plan;
+extern void es_spi_connect(void);
+extern void es_spi_finish(void);
+extern struct _SPI_plan *es_query_plan(struct _SPI_plan **plan,
+									   const char *query, int nargs,
+									   Oid *argtypes);
+extern void es_query_run(struct _SPI_plan *plan, Datum *values,
+						 const char *nulls, bool read_only, long tcount,
+						 int expected);
+
 /* relation.c */
+extern void es_check_events_tupdesc(TupleDesc tupdesc);
+extern void es_check_streams_tupdesc(TupleDesc tupdesc);
 extern Datum es_insert_event(Relation rel, HeapTuple tuple);
 extern int64 es_advance_stream(Relation events, Datum stream,
 							   const char *category, TimestampTz now,

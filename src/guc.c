@@ -51,7 +51,7 @@ _PG_init(void)
 							 &es_notify_mode,
 							 ES_NOTIFY_COMMIT,
 							 es_notify_options,
-							 PGC_USERSET,
+							 PGC_SUSET,
 							 0,
 							 NULL,
 							 NULL,

@@ -33,39 +33,6 @@
 
 #include "eventsourcing.h"
 
-static const char *const es_events_attnames[Natts_es_events] = {
-	"global_position", "stream", "category", "sequence_number", "event_id",
-	"event_type", "data", "metadata", "user_id", "username", "created_at",
-	"transaction_id"
-};
-
-/*
- * es_check_events_tupdesc
- *		Check that a tuple descriptor has the layout of es.events.
- *
- * The C code addresses columns by the Anum_es_events_* numbers; an install
- * or upgrade script that changed the layout without the code is a bug.
- */
-void
-es_check_events_tupdesc(TupleDesc tupdesc)
-{
-	int			i;
-
-	if (tupdesc->natts != Natts_es_events)
-		elog(ERROR, "es.events has %d columns, expected %d",
-			 tupdesc->natts, Natts_es_events);
-
-	for (i = 0; i < Natts_es_events; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
-
-		if (att->attisdropped ||
-			strcmp(NameStr(att->attname), es_events_attnames[i]) != 0)
-			elog(ERROR, "column %d of es.events is \"%s\", expected \"%s\"",
-				 i + 1, NameStr(att->attname), es_events_attnames[i]);
-	}
-}
-
 /*
  * es_event_message_from_row
  *		Fill an event message from the deformed columns of an es.events row.

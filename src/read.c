@@ -62,26 +62,6 @@ static SPIPlanPtr plan_read_category = NULL;
 static SPIPlanPtr plan_position_xid = NULL;
 
 /*
- * Prepare a read-only query once per backend and keep its plan.
- */
-static SPIPlanPtr
-prepare_read(SPIPlanPtr *plan, const char *query, int nargs, Oid *argtypes)
-{
-	if (*plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(query, nargs, argtypes);
-
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
-				 query, SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(p) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		*plan = p;
-	}
-	return *plan;
-}
-
-/*
  * Fetch the stream argument, refusing NULL and invalid names.
  */
 static Datum
@@ -114,7 +94,7 @@ position_argument(FunctionCallInfo fcinfo, int argno, const char *what)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must not be negative", what),
-				 errdetail("The value was " INT64_FORMAT ".", value)));
+				 errdetail("The value was %lld.", (long long) value)));
 	return value;
 }
 
@@ -169,8 +149,7 @@ read_into_tuplestore(FunctionCallInfo fcinfo, SPIPlanPtr plan,
 		SPI_freetuptable(SPI_tuptable);
 	}
 	SPI_cursor_close(portal);
-	if (SPI_finish() != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed");
+	es_spi_finish();
 }
 
 /*
@@ -181,15 +160,12 @@ read_version(Datum stream)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	bool		isnull;
-	int			rc;
 
-	rc = SPI_execute_plan(prepare_read(&plan_version,
-									   "SELECT version FROM es.streams"
-									   " WHERE stream OPERATOR(pg_catalog.=) $1",
-									   1, argtypes),
-						  &stream, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	es_query_run(es_query_plan(&plan_version,
+							   "SELECT version FROM es.streams"
+							   " WHERE stream OPERATOR(pg_catalog.=) $1",
+							   1, argtypes),
+				 &stream, NULL, true, 1, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return 0;
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
@@ -204,7 +180,7 @@ stream_read_plan(void)
 {
 	Oid			argtypes[3] = {TEXTOID, INT8OID, INT8OID};
 
-	return prepare_read(&plan_read,
+	return es_query_plan(&plan_read,
 						"SELECT * FROM es.events"
 						" WHERE stream OPERATOR(pg_catalog.=) $1"
 						" AND sequence_number OPERATOR(pg_catalog.>) $2"
@@ -223,11 +199,9 @@ es_version(PG_FUNCTION_ARGS)
 	Datum		stream = stream_argument(fcinfo, 0);
 	int64		version;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	es_spi_connect();
 	version = read_version(stream);
-	if (SPI_finish() != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed");
+	es_spi_finish();
 
 	PG_RETURN_INT64(version);
 }
@@ -248,8 +222,7 @@ es_read(PG_FUNCTION_ARGS)
 	limit_argument(fcinfo, 2, &args[2], &nulls[2]);
 
 	InitMaterializedSRF(fcinfo, 0);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	es_spi_connect();
 	read_into_tuplestore(fcinfo, stream_read_plan(), args, nulls);
 	return (Datum) 0;
 }
@@ -280,28 +253,40 @@ es_read_all(PG_FUNCTION_ARGS)
 	}
 
 	InitMaterializedSRF(fcinfo, 0);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	es_spi_connect();
 
 	if (after > 0)
 	{
 		Oid			argtypes[1] = {INT8OID};
 		bool		isnull;
-		int			rc;
 
-		rc = SPI_execute_plan(prepare_read(&plan_position_xid,
-										   "SELECT transaction_id FROM es.events"
-										   " WHERE global_position OPERATOR(pg_catalog.=) $1",
-										   1, argtypes),
-							  &args[1], NULL, true, 1);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "SPI_execute_plan failed: %s",
-				 SPI_result_code_string(rc));
+		es_query_run(es_query_plan(&plan_position_xid,
+								   "SELECT transaction_id,"
+								   " transaction_id OPERATOR(pg_catalog.<)"
+								   "   pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())"
+								   " FROM es.events"
+								   " WHERE global_position OPERATOR(pg_catalog.=) $1",
+								   1, argtypes),
+					 &args[1], NULL, true, 1, SPI_OK_SELECT);
 		if (SPI_processed == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("no event at global position " INT64_FORMAT, after),
+					 errmsg("no event at global position %lld", (long long) after),
 					 errhint("Pass the global_position of the last event that es_read_all returned, or 0 to start from the beginning.")));
+
+		/*
+		 * A position es_read_all has not returned yet (taken from es_read or
+		 * a notification) could make the reader skip older transactions'
+		 * events.
+		 */
+		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+										SPI_tuptable->tupdesc, 2, &isnull)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("event at global position %lld cannot be read by es_read_all yet",
+							(long long) after),
+					 errdetail("A transaction that started writing before it may still be running."),
+					 errhint("Pass the global_position of the last event that es_read_all returned.")));
 		args[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 								1, &isnull);
 	}
@@ -310,7 +295,7 @@ es_read_all(PG_FUNCTION_ARGS)
 	{
 		Oid			argtypes[3] = {XID8OID, INT8OID, INT8OID};
 
-		plan = prepare_read(&plan_read_all,
+		plan = es_query_plan(&plan_read_all,
 							"SELECT * FROM es.events"
 							" WHERE (transaction_id, global_position)"
 							"   OPERATOR(pg_catalog.>) ($1, $2)"
@@ -323,7 +308,7 @@ es_read_all(PG_FUNCTION_ARGS)
 	{
 		Oid			argtypes[4] = {XID8OID, INT8OID, INT8OID, TEXTOID};
 
-		plan = prepare_read(&plan_read_category,
+		plan = es_query_plan(&plan_read_category,
 							"SELECT * FROM es.events"
 							" WHERE category OPERATOR(pg_catalog.=) $4"
 							" AND (transaction_id, global_position)"
@@ -366,8 +351,7 @@ es_sync(PG_FUNCTION_ARGS)
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "{\"type\":\"sync_batch\",\"events\":[");
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	es_spi_connect();
 	version = read_version(args[0]);
 	portal = SPI_cursor_open(NULL, stream_read_plan(), args, nulls, true);
 	for (;;)
@@ -377,6 +361,7 @@ es_sync(PG_FUNCTION_ARGS)
 		SPI_cursor_fetch(portal, true, ES_FETCH_SIZE);
 		if (SPI_processed == 0)
 			break;
+		es_check_events_tupdesc(SPI_tuptable->tupdesc);
 		for (i = 0; i < SPI_processed; i++)
 		{
 			Datum		values[Natts_es_events];
@@ -395,8 +380,7 @@ es_sync(PG_FUNCTION_ARGS)
 		SPI_freetuptable(SPI_tuptable);
 	}
 	SPI_cursor_close(portal);
-	if (SPI_finish() != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed");
+	es_spi_finish();
 
 	appendStringInfo(&buf, "],\"current_sequence\":" INT64_FORMAT "}", version);
 

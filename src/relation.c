@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * relation.c
- *	  Single-row inserts and updates of the extension's tables through the
- *	  executor's simple-relation routines.
+ *	  The extension's tables: their layout, and single-row inserts and
+ *	  updates through the executor's simple-relation routines.
  *
  * Copyright (c) 2026, eventsourcing developers
  *
@@ -28,6 +28,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
@@ -37,6 +38,67 @@
 #include "utils/snapmgr.h"
 
 #include "eventsourcing.h"
+
+/* a column of one of our tables, as the install script creates it */
+typedef struct EsColumn
+{
+	const char *name;
+	Oid			type;
+} EsColumn;
+
+static const EsColumn es_events_columns[Natts_es_events] = {
+	{"global_position", INT8OID}, {"stream", TEXTOID}, {"category", TEXTOID},
+	{"sequence_number", INT8OID}, {"event_id", UUIDOID},
+	{"event_type", TEXTOID}, {"data", JSONBOID}, {"metadata", JSONBOID},
+	{"user_id", TEXTOID}, {"username", TEXTOID},
+	{"created_at", TIMESTAMPTZOID}, {"transaction_id", XID8OID}
+};
+
+static const EsColumn es_streams_columns[Natts_es_streams] = {
+	{"stream", TEXTOID}, {"category", TEXTOID}, {"version", INT8OID},
+	{"created_at", TIMESTAMPTZOID}, {"updated_at", TIMESTAMPTZOID}
+};
+
+/*
+ * Check that a tuple descriptor has the columns of one of our tables.
+ *
+ * The C code addresses columns by the Anum_* numbers of eventsourcing.h;
+ * a table altered by hand, or an install script and a library of different
+ * versions, must be refused before anything is read at a wrong place.
+ */
+static void
+check_tupdesc(TupleDesc tupdesc, const char *table, const EsColumn *columns,
+			  int ncolumns)
+{
+	int			i;
+	bool		ok = (tupdesc->natts == ncolumns);
+
+	for (i = 0; ok && i < ncolumns; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+		ok = !att->attisdropped && att->atttypid == columns[i].type &&
+			strcmp(NameStr(att->attname), columns[i].name) == 0;
+	}
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" does not have the layout this version of eventsourcing expects",
+						table),
+				 errhint("Do not alter the extension's tables; check that the installed library matches the extension version.")));
+}
+
+void
+es_check_events_tupdesc(TupleDesc tupdesc)
+{
+	check_tupdesc(tupdesc, "es.events", es_events_columns, Natts_es_events);
+}
+
+void
+es_check_streams_tupdesc(TupleDesc tupdesc)
+{
+	check_tupdesc(tupdesc, "es.streams", es_streams_columns, Natts_es_streams);
+}
 
 /*
  * Executor state for single-row changes of one relation.
@@ -155,11 +217,16 @@ es_advance_stream(Relation events, Datum stream, const char *category,
 
 	relid = get_relname_relid("streams", RelationGetNamespace(events));
 	if (!OidIsValid(relid))
-		elog(ERROR, "table es.streams does not exist");
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"%s\" does not exist", "es.streams")));
 	rel = table_open(relid, RowExclusiveLock);
+	es_check_streams_tupdesc(RelationGetDescr(rel));
 	pkey = RelationGetPrimaryKeyIndex(rel);
 	if (!OidIsValid(pkey))
-		elog(ERROR, "table es.streams has no primary key");
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" has no primary key", "es.streams")));
 
 	/*
 	 * Earlier appends of this statement (a multi-row INSERT, a batch) may

@@ -29,6 +29,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_trigger.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
 #include "common/pg_prng.h"
@@ -38,6 +39,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/uuid.h"
 #include "utils/xid8.h"
 
@@ -51,38 +53,6 @@ static SPIPlanPtr plan_event_by_id = NULL;
 static SPIPlanPtr plan_event_xid = NULL;
 
 /*
- * Prepare a query once per backend and keep its plan.
- */
-static SPIPlanPtr
-es_prepare(SPIPlanPtr *plan, const char *query, int nargs, Oid *argtypes)
-{
-	if (*plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(query, nargs, argtypes);
-
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
-				 query, SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(p) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		*plan = p;
-	}
-	return *plan;
-}
-
-/*
- * Run a saved plan and check its result code.
- */
-static void
-es_execute(SPIPlanPtr plan, Datum *values, const char *nulls, int expected)
-{
-	int			rc = SPI_execute_plan(plan, values, nulls, false, 0);
-
-	if (rc != expected)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
-}
-
-/*
  * Connect to SPI as the owner of es.events, for the lookups below.
  */
 static void
@@ -92,8 +62,7 @@ begin_owner_queries(Relation rel, Oid *save_userid, int *save_sec_context)
 	SetUserIdAndSecContext(rel->rd_rel->relowner,
 						   *save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_NOFORCE_RLS);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	es_spi_connect();
 }
 
 /*
@@ -102,8 +71,7 @@ begin_owner_queries(Relation rel, Oid *save_userid, int *save_sec_context)
 static void
 end_owner_queries(Oid save_userid, int save_sec_context)
 {
-	if (SPI_finish() != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed");
+	es_spi_finish();
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 }
 
@@ -123,34 +91,61 @@ refuse_supplied_column(const bool *isnull, int attnum, const char *attname)
 }
 
 /*
- * Check the length of an optional short text column.
+ * Length in bytes of a text column, 0 if it is NULL.
+ */
+static int
+text_length(const Datum *values, const bool *isnull, int attnum)
+{
+	if (isnull[attnum - 1])
+		return 0;
+	return VARSIZE_ANY_EXHDR(DatumGetTextPP(values[attnum - 1]));
+}
+
+/*
+ * Check the lengths of event_type, user_id and username.
  */
 static void
-check_name_length(const Datum *values, const bool *isnull, int attnum,
-				  const char *what)
+check_name_lengths(const Datum *values, const bool *isnull)
 {
 	int			len;
 
-	if (isnull[attnum - 1])
-		return;
-	len = VARSIZE_ANY_EXHDR(DatumGetTextPP(values[attnum - 1]));
+	len = text_length(values, isnull, Anum_es_events_event_type);
 	if (len < 1 || len > ES_NAME_MAX_LEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid %s", what),
-				 errdetail("The %s must be between 1 and %d bytes long, not %d.",
-						   what, ES_NAME_MAX_LEN, len)));
+				 errmsg("invalid event type"),
+				 errdetail("An event type must be between 1 and %d bytes long, not %d.",
+						   ES_NAME_MAX_LEN, len)));
+
+	len = text_length(values, isnull, Anum_es_events_user_id);
+	if (!isnull[Anum_es_events_user_id - 1] &&
+		(len < 1 || len > ES_NAME_MAX_LEN))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid user id"),
+				 errdetail("A user id must be between 1 and %d bytes long, not %d.",
+						   ES_NAME_MAX_LEN, len)));
+
+	len = text_length(values, isnull, Anum_es_events_username);
+	if (!isnull[Anum_es_events_username - 1] &&
+		(len < 1 || len > ES_NAME_MAX_LEN))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid user name"),
+				 errdetail("A user name must be between 1 and %d bytes long, not %d.",
+						   ES_NAME_MAX_LEN, len)));
 }
 
 /*
  * check_event_row
  *		Validate the columns an appender supplies; return the category.
  *
- * Called for new events and for restored ones alike, before any lock is
- * taken, so that bad input costs nothing but the error.
+ * Called for new events and for restored ones alike (which are not held to
+ * eventsourcing.max_event_size), before any lock is taken, so that bad
+ * input costs nothing but the error.
  */
 static const char *
-check_event_row(const Datum *values, const bool *isnull)
+check_event_row(const Datum *values, const bool *isnull, bool limit_size)
 {
 	text	   *stream;
 	const char *category;
@@ -177,9 +172,7 @@ check_event_row(const Datum *values, const bool *isnull)
 	category = es_stream_category(text_to_cstring(stream),
 								  VARSIZE_ANY_EXHDR(stream));
 
-	check_name_length(values, isnull, Anum_es_events_event_type, "event type");
-	check_name_length(values, isnull, Anum_es_events_user_id, "user id");
-	check_name_length(values, isnull, Anum_es_events_username, "user name");
+	check_name_lengths(values, isnull);
 	event_type = TextDatumGetCString(values[Anum_es_events_event_type - 1]);
 
 	data = DatumGetJsonbP(values[Anum_es_events_data - 1]);
@@ -201,7 +194,7 @@ check_event_row(const Datum *values, const bool *isnull)
 		size += VARSIZE(metadata);
 	}
 
-	if (size > (Size) es_max_event_size)
+	if (limit_size && size > (Size) es_max_event_size)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("event \"%s\" is too large", event_type),
@@ -254,14 +247,20 @@ column_equal(Datum a, bool anull, Datum b, bool bnull, bool is_jsonb)
 
 /*
  * event_id_already_stored
- *		Idempotency check, run under the stream lock.
+ *		Idempotency check, run under the event id and stream locks.
  *
  * Returns true if an event with this id exists with the same content (the
  * caller then stores nothing); raises an error if it exists with other
  * content; returns false if it does not exist.
+ *
+ * The lookup uses a fresh snapshot, so that it sees an event committed
+ * while we waited for the locks even under REPEATABLE READ; there, an event
+ * our own snapshot cannot see is a serialization failure.  The details of
+ * the stored event are shown only to a caller who may read es.events.
  */
 static bool
-event_id_already_stored(const Datum *values, const bool *isnull)
+event_id_already_stored(Relation rel, Oid caller, const Datum *values,
+						const bool *isnull)
 {
 	static const int compared[] = {
 		Anum_es_events_stream, Anum_es_events_event_type,
@@ -270,46 +269,71 @@ event_id_already_stored(const Datum *values, const bool *isnull)
 	};
 	Oid			argtypes[1] = {UUIDOID};
 	Datum		args[1];
+	SPIPlanPtr	plan;
 	HeapTuple	stored;
 	TupleDesc	tupdesc;
+	char	   *id;
+	int			rc;
 	int			i;
 
 	args[0] = values[Anum_es_events_event_id - 1];
-	es_execute(es_prepare(&plan_event_by_id,
-						  "SELECT * FROM es.events"
-						  " WHERE event_id OPERATOR(pg_catalog.=) $1",
-						  1, argtypes),
-			   args, NULL, SPI_OK_SELECT);
+	plan = es_query_plan(&plan_event_by_id,
+						 "SELECT * FROM es.events"
+						 " WHERE event_id OPERATOR(pg_catalog.=) $1",
+						 1, argtypes);
+	rc = SPI_execute_snapshot(plan, args, NULL, GetLatestSnapshot(),
+							  InvalidSnapshot, false, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_snapshot failed: %s",
+			 SPI_result_code_string(rc));
 	if (SPI_processed == 0)
 		return false;
+
+	id = DatumGetCString(DirectFunctionCall1(uuid_out, args[0]));
+	if (IsolationUsesXactSnapshot())
+	{
+		es_query_run(plan, args, NULL, true, 1, SPI_OK_SELECT);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize append of event %s", id),
+					 errdetail("An event with this id was committed after this transaction's snapshot was taken."),
+					 errhint("The transaction might succeed if retried.")));
+	}
 
 	stored = SPI_tuptable->vals[0];
 	tupdesc = SPI_tuptable->tupdesc;
 	for (i = 0; i < (int) lengthof(compared); i++)
 	{
 		bool		snull;
+		bool		dummy;
 		Datum		sval = heap_getattr(stored, compared[i], tupdesc, &snull);
 
-		if (!column_equal(values[compared[i] - 1], isnull[compared[i] - 1],
-						  sval, snull,
-						  compared[i] == Anum_es_events_data ||
-						  compared[i] == Anum_es_events_metadata))
-		{
-			bool		dummy;
+		if (column_equal(values[compared[i] - 1], isnull[compared[i] - 1],
+						 sval, snull,
+						 compared[i] == Anum_es_events_data ||
+						 compared[i] == Anum_es_events_metadata))
+			continue;
 
+		if (pg_class_aclcheck(RelationGetRelid(rel), caller,
+							  ACL_SELECT) != ACLCHECK_OK)
 			ereport(ERROR,
 					(errcode(ES_ERRCODE_EVENT_ID_CONFLICT),
 					 errmsg("event id %s is already used by a different event",
-							DatumGetCString(DirectFunctionCall1(uuid_out, args[0]))),
-					 errdetail("Event %s is event " INT64_FORMAT " of stream \"%s\"; its %s differs.",
-							   DatumGetCString(DirectFunctionCall1(uuid_out, args[0])),
-							   DatumGetInt64(heap_getattr(stored, Anum_es_events_sequence_number,
-														  tupdesc, &dummy)),
-							   TextDatumGetCString(heap_getattr(stored, Anum_es_events_stream,
-																tupdesc, &dummy)),
-							   NameStr(TupleDescAttr(tupdesc, compared[i] - 1)->attname)),
+							id),
 					 errhint("Use a new event id for a new event; reuse an id only to retry the same append.")));
-		}
+		ereport(ERROR,
+				(errcode(ES_ERRCODE_EVENT_ID_CONFLICT),
+				 errmsg("event id %s is already used by a different event",
+						id),
+				 errdetail("Event %s is event %lld of stream \"%s\"; its %s differs.",
+						   id,
+						   (long long) DatumGetInt64(heap_getattr(stored, Anum_es_events_sequence_number,
+																  tupdesc, &dummy)),
+						   TextDatumGetCString(heap_getattr(stored, Anum_es_events_stream,
+															tupdesc, &dummy)),
+						   NameStr(TupleDescAttr(tupdesc, compared[i] - 1)->attname)),
+				 errhint("Use a new event id for a new event; reuse an id only to retry the same append.")));
 	}
 	return true;
 }
@@ -335,12 +359,12 @@ check_transaction_order(Datum stream, int64 version, const char *name)
 
 	args[0] = stream;
 	args[1] = Int64GetDatum(version);
-	es_execute(es_prepare(&plan_event_xid,
+	es_query_run(es_query_plan(&plan_event_xid,
 						  "SELECT transaction_id FROM es.events"
 						  " WHERE stream OPERATOR(pg_catalog.=) $1"
 						  " AND sequence_number OPERATOR(pg_catalog.=) $2",
 						  2, argtypes),
-			   args, NULL, SPI_OK_SELECT);
+			   args, NULL, false, 0, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return;
 	previous = DatumGetFullTransactionId(SPI_getbinval(SPI_tuptable->vals[0],
@@ -350,8 +374,8 @@ check_transaction_order(Datum stream, int64 version, const char *name)
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("could not serialize append to stream \"%s\"", name),
-				 errdetail("Event " INT64_FORMAT " of the stream was appended by a transaction that started writing after this one.",
-						   version),
+				 errdetail("Event %lld of the stream was appended by a transaction that started writing after this one.",
+						   (long long) version),
 				 errhint("The transaction might succeed if retried.")));
 }
 
@@ -378,7 +402,8 @@ restore_event(Relation rel, HeapTuple tuple, const Datum *values,
 						   "transaction_id"),
 				 errhint("Only the owner of es.events can load events with their transaction ids, as pg_restore does.")));
 
-	category = check_event_row(values, isnull);
+	/* what was stored once is restored, whatever the size limit is now */
+	category = check_event_row(values, isnull, false);
 	if (isnull[Anum_es_events_category - 1] ||
 		strcmp(TextDatumGetCString(values[Anum_es_events_category - 1]),
 			   category) != 0)
@@ -390,6 +415,45 @@ restore_event(Relation rel, HeapTuple tuple, const Datum *values,
 	replvalue = FullTransactionIdGetDatum(GetTopFullTransactionId());
 	return heap_modify_tuple_by_cols(tuple, RelationGetDescr(rel), 1,
 									 &replcol, &replvalue, &replnull);
+}
+
+/*
+ * check_last_before_trigger
+ *		Refuse to run unless we are the last enabled BEFORE INSERT row
+ *		trigger of es.events.
+ *
+ * Row triggers fire in name order.  One firing after us could change the
+ * stream or the numbers we assigned, or skip a row after its stream was
+ * advanced and its notification queued.
+ */
+static void
+check_last_before_trigger(Relation rel, Trigger *self)
+{
+	TriggerDesc *trigdesc = rel->trigdesc;
+	bool		after_self = false;
+	int			i;
+
+	for (i = 0; i < trigdesc->numtriggers; i++)
+	{
+		Trigger    *t = &trigdesc->triggers[i];
+
+		if (t->tgoid == self->tgoid)
+		{
+			after_self = true;
+			continue;
+		}
+		if (after_self && t->tgenabled != TRIGGER_DISABLED &&
+			TRIGGER_FOR_ROW(t->tgtype) && TRIGGER_FOR_BEFORE(t->tgtype) &&
+			TRIGGER_FOR_INSERT(t->tgtype))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("trigger \"%s\" on table \"%s\" fires after the append trigger",
+							t->tgname, RelationGetRelationName(rel)),
+					 errdetail("A BEFORE INSERT row trigger on es.events must fire before trigger \"%s\", which assigns the event's numbers.",
+							   self->tgname),
+					 errhint("Rename the trigger so that its name sorts before \"%s\".",
+							 self->tgname)));
+	}
 }
 
 /*
@@ -442,6 +506,7 @@ es_events_append_trigger(PG_FUNCTION_ARGS)
 	tupdesc = RelationGetDescr(rel);
 	tuple = trigdata->tg_trigtuple;
 	es_check_events_tupdesc(tupdesc);
+	check_last_before_trigger(rel, trigdata->tg_trigger);
 	heap_deform_tuple(tuple, tupdesc, values, isnull);
 
 	if (!isnull[Anum_es_events_transaction_id - 1])
@@ -451,13 +516,13 @@ es_events_append_trigger(PG_FUNCTION_ARGS)
 						   "global_position");
 	refuse_supplied_column(isnull, Anum_es_events_category, "category");
 	refuse_supplied_column(isnull, Anum_es_events_created_at, "created_at");
-	category = check_event_row(values, isnull);
+	category = check_event_row(values, isnull, true);
 	if (!isnull[Anum_es_events_sequence_number - 1] &&
 		DatumGetInt64(values[Anum_es_events_sequence_number - 1]) < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid sequence number " INT64_FORMAT,
-						DatumGetInt64(values[Anum_es_events_sequence_number - 1])),
+				 errmsg("invalid sequence number %lld",
+						(long long) DatumGetInt64(values[Anum_es_events_sequence_number - 1])),
 				 errdetail("Sequence numbers start at 1.")));
 
 	stream = values[Anum_es_events_stream - 1];
@@ -473,7 +538,10 @@ es_events_append_trigger(PG_FUNCTION_ARGS)
 	seqoid = get_relname_relid("events_global_position_seq",
 							   RelationGetNamespace(rel));
 	if (!OidIsValid(seqoid))
-		elog(ERROR, "sequence es.events_global_position_seq does not exist");
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("sequence \"%s\" does not exist",
+						"es.events_global_position_seq")));
 
 	/* see eventsourcing.h: the lock comes before any transaction id */
 	had_xid = TransactionIdIsValid(GetTopTransactionIdIfAny());
@@ -484,7 +552,7 @@ es_events_append_trigger(PG_FUNCTION_ARGS)
 	if (repeated)
 	{
 		begin_owner_queries(rel, &save_userid, &save_sec_context);
-		repeated = event_id_already_stored(values, isnull);
+		repeated = event_id_already_stored(rel, save_userid, values, isnull);
 		end_owner_queries(save_userid, save_sec_context);
 	}
 
@@ -505,9 +573,9 @@ es_events_append_trigger(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ES_ERRCODE_WRONG_EXPECTED_VERSION),
 					 errmsg("wrong expected version for stream \"%s\"", name),
-					 errdetail("Expected version " INT64_FORMAT ", actual version " INT64_FORMAT ".",
-							   DatumGetInt64(values[Anum_es_events_sequence_number - 1]) - 1,
-							   version),
+					 errdetail("Expected version %lld, actual version %lld.",
+							   (long long) DatumGetInt64(values[Anum_es_events_sequence_number - 1]) - 1,
+							   (long long) version),
 					 errhint("Read the stream again and retry with its current version.")));
 	}
 

@@ -155,3 +155,11 @@ SELECT sequence_number, event_type
         {"event_type": "b", "data": {}}
        ]$$, expected_version => 0);
 SELECT es_version('playbook-90') AS version;
+
+-- Invalid input: a retried batch whose first event is stored, while the
+-- stream moved on since: the next event must follow the repeated one
+SELECT sequence_number FROM es_append('playbook-92', 'a', '{}',
+                                      event_id => '00000000-0000-4000-8000-0000000092a1');
+SELECT sequence_number FROM es_append('playbook-92', 'other', '{}');
+CALL pg_temp.expect_error($$SELECT es_append_batch('playbook-92', '[{"event_type": "a", "data": {}, "event_id": "00000000-0000-4000-8000-0000000092a1"}, {"event_type": "b", "data": {}}]', expected_version => 0)$$);
+SELECT es_version('playbook-92') AS version;

@@ -179,3 +179,19 @@ INSERT INTO es.events (stream, category, sequence_number, event_id, event_type, 
 VALUES ('restored-2', 'restored', 1, '00000000-0000-4000-8000-000000003903', 'x', '{}', now(), '1');
 \set VERBOSITY default
 SELECT count(*) AS restored_2 FROM es.events WHERE stream = 'restored-2';
+
+-- a BEFORE INSERT row trigger that fires before the append trigger (name
+-- order) is allowed; one that would fire after it is refused, since it
+-- could change or skip a row whose numbers were already assigned
+CREATE FUNCTION pg_temp.touch() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN NEW.metadata := '{"touched": true}'; RETURN NEW; END$$;
+CREATE TRIGGER aaa_touch BEFORE INSERT ON es.events
+    FOR EACH ROW EXECUTE FUNCTION pg_temp.touch();
+SELECT sequence_number, metadata FROM es_append('playbook-93', 'a', '{}');
+DROP TRIGGER aaa_touch ON es.events;
+CREATE TRIGGER zzz_touch BEFORE INSERT ON es.events
+    FOR EACH ROW EXECUTE FUNCTION pg_temp.touch();
+-- Invalid input: a BEFORE INSERT row trigger that fires after "append"
+CALL pg_temp.expect_error($$SELECT es_append('playbook-93', 'b', '{}')$$);
+DROP TRIGGER zzz_touch ON es.events;
+SELECT es_version('playbook-93') AS version;

@@ -216,6 +216,16 @@ SELECT count(*) AS late_a_visible FROM es.events WHERE stream = 'late-a';
 -- es_read returns the committed event, es_read_all holds it back
 SELECT count(*) AS es_read_b FROM es_read('late-b');
 SELECT pg_temp.read_all(:start) AS held_back;
+-- Invalid input: a position es_read_all has not returned (late-b's, taken
+-- from es_read while an older writing transaction is still open)
+DO $$
+BEGIN
+    PERFORM * FROM es_read_all((SELECT global_position FROM es_read('late-b')));
+    RAISE NOTICE 'unexpected success';
+EXCEPTION WHEN invalid_parameter_value THEN
+    RAISE NOTICE '22023: %', regexp_replace(SQLERRM, '[0-9]+', 'N');
+END
+$$;
 SELECT dblink_exec('other', 'COMMIT');
 CALL pg_temp.wait_for_readers();
 SELECT (SELECT global_position FROM es_read('late-b')) <

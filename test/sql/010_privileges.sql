@@ -67,9 +67,9 @@ CALL pg_temp.expect_error($$INSERT INTO es.events (global_position, stream, cate
 -- ... nor raise the size limit
 -- Invalid input: eventsourcing.max_event_size set by a non-superuser
 SET eventsourcing.max_event_size = '10MB';
--- eventsourcing.notify is a user setting
+-- ... nor silence the notifications of its appends
+-- Invalid input: eventsourcing.notify set by a non-superuser
 SET eventsourcing.notify = off;
-RESET eventsourcing.notify;
 RESET ROLE;
 
 -- the trigger stamped the rows as for any appender

@@ -1,0 +1,78 @@
+/*-------------------------------------------------------------------------
+ *
+ * query.c
+ *	  The few SPI helpers the extension's internal queries share.
+ *
+ * Copyright (c) 2026, eventsourcing developers
+ *
+ * IDENTIFICATION
+ *	  src/query.c
+ *
+ *-------------------------------------------------------------------------
+ *
+ * Internal queries are prepared once per backend and kept; every name in
+ * them is schema-qualified, operators included, so that no search_path can
+ * redirect them.  A failure of SPI itself cannot happen short of a bug, so
+ * it is reported with elog.
+ */
+#include "postgres.h"
+
+#include "executor/spi.h"
+
+#include "eventsourcing.h"
+
+/*
+ * es_spi_connect / es_spi_finish
+ *		Connect to and disconnect from SPI.
+ */
+void
+es_spi_connect(void)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+void
+es_spi_finish(void)
+{
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+}
+
+/*
+ * es_query_plan
+ *		Prepare a query the first time it is needed and keep its plan in
+ *		*plan for the life of the backend.  Requires an SPI connection.
+ */
+SPIPlanPtr
+es_query_plan(SPIPlanPtr *plan, const char *query, int nargs, Oid *argtypes)
+{
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(query, nargs, argtypes);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+				 query, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(p) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		*plan = p;
+	}
+	return *plan;
+}
+
+/*
+ * es_query_run
+ *		Execute a kept plan and check that it returned the expected code.
+ *
+ * A read-only run uses the calling query's snapshot; see SPI_execute_plan.
+ */
+void
+es_query_run(SPIPlanPtr plan, Datum *values, const char *nulls,
+			 bool read_only, long tcount, int expected)
+{
+	int			rc = SPI_execute_plan(plan, values, nulls, read_only, tcount);
+
+	if (rc != expected)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+}
