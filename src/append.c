@@ -146,8 +146,11 @@ stored_event(Datum event_id)
 					 &event_id, NULL, false, 1, SPI_OK_SELECT);
 	}
 	if (SPI_processed != 1)
-		elog(ERROR, "repeated event %s not found",
-			 DatumGetCString(DirectFunctionCall1(uuid_out, event_id)));
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("event %s was not stored",
+						DatumGetCString(DirectFunctionCall1(uuid_out, event_id))),
+				 errdetail("A trigger on es.events skipped the row.")));
 	result = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
 											 SPI_tuptable->tupdesc, 1,
 											 &isnull),
@@ -183,9 +186,15 @@ append_event(Relation rel, EsNewEvent *ev)
 												  values, isnull));
 	if (result == (Datum) 0)
 	{
-		/* only the append trigger may skip a row, and only a repeated id */
+		/*
+		 * The append trigger skips a repeated event id; any other skip is
+		 * the doing of a trigger someone added (stored_event reports it).
+		 */
 		if (ev->nulls[5] == 'n')
-			elog(ERROR, "event was skipped by a trigger on es.events");
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("event was not stored"),
+					 errdetail("A trigger on es.events skipped the row.")));
 		result = stored_event(ev->values[5]);
 	}
 	return result;

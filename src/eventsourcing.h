@@ -152,6 +152,9 @@ extern struct _SPI_plan *es_query_plan(struct _SPI_plan **plan,
 extern void es_query_run(struct _SPI_plan *plan, Datum *values,
 						 const char *nulls, bool read_only, long tcount,
 						 int expected);
+extern void es_query_run_latest(struct _SPI_plan *plan, Datum *values,
+								const char *nulls, long tcount,
+								int expected);
 
 /* relation.c */
 extern void es_check_events_tupdesc(TupleDesc tupdesc);

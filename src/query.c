@@ -18,6 +18,7 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "utils/snapmgr.h"
 
 #include "eventsourcing.h"
 
@@ -62,6 +63,25 @@ es_query_plan(SPIPlanPtr *plan, const char *query, int nargs, Oid *argtypes)
 }
 
 /*
+ * Execute a kept plan with a given snapshot, or the usual one when it is
+ * InvalidSnapshot, and check the result code.
+ */
+static void
+run(SPIPlanPtr plan, Datum *values, const char *nulls, Snapshot snapshot,
+	bool read_only, long tcount, int expected)
+{
+	int			rc;
+
+	if (snapshot == InvalidSnapshot)
+		rc = SPI_execute_plan(plan, values, nulls, read_only, tcount);
+	else
+		rc = SPI_execute_snapshot(plan, values, nulls, snapshot,
+								  InvalidSnapshot, read_only, false, tcount);
+	if (rc != expected)
+		elog(ERROR, "SPI execution failed: %s", SPI_result_code_string(rc));
+}
+
+/*
  * es_query_run
  *		Execute a kept plan and check that it returned the expected code.
  *
@@ -71,8 +91,17 @@ void
 es_query_run(SPIPlanPtr plan, Datum *values, const char *nulls,
 			 bool read_only, long tcount, int expected)
 {
-	int			rc = SPI_execute_plan(plan, values, nulls, read_only, tcount);
+	run(plan, values, nulls, InvalidSnapshot, read_only, tcount, expected);
+}
 
-	if (rc != expected)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+/*
+ * es_query_run_latest
+ *		Execute a kept read-only plan with a fresh snapshot, which sees
+ *		everything committed so far, whatever the isolation level.
+ */
+void
+es_query_run_latest(SPIPlanPtr plan, Datum *values, const char *nulls,
+					long tcount, int expected)
+{
+	run(plan, values, nulls, GetLatestSnapshot(), true, tcount, expected);
 }

@@ -273,7 +273,6 @@ event_id_already_stored(Relation rel, Oid caller, const Datum *values,
 	HeapTuple	stored;
 	TupleDesc	tupdesc;
 	char	   *id;
-	int			rc;
 	int			i;
 
 	args[0] = values[Anum_es_events_event_id - 1];
@@ -281,11 +280,7 @@ event_id_already_stored(Relation rel, Oid caller, const Datum *values,
 						 "SELECT * FROM es.events"
 						 " WHERE event_id OPERATOR(pg_catalog.=) $1",
 						 1, argtypes);
-	rc = SPI_execute_snapshot(plan, args, NULL, GetLatestSnapshot(),
-							  InvalidSnapshot, false, false, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_snapshot failed: %s",
-			 SPI_result_code_string(rc));
+	es_query_run_latest(plan, args, NULL, 1, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return false;
 

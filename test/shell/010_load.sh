@@ -102,21 +102,8 @@ start=$SECONDS
 # psql shows notifications after each command: poll with SELECT 1 until
 # the stop file appears
 stopfile="$ES_TMP/stop-listener"
-{
-	echo "LISTEN es_playbook; LISTEN es_image; SELECT 'listening';"
-	while [ ! -e "$stopfile" ]; do
-		echo "SELECT 1;"
-		sleep 0.2
-	done
-	sleep 1
-	echo "SELECT 1;"
-} | psql -X -At -d "$DB" >"$ES_TMP/listener.out" 2>&1 &
-listener=$!
-for _ in $(seq 1 50); do
-	grep -q listening "$ES_TMP/listener.out" 2>/dev/null && break
-	sleep 0.1
-done
-grep -q listening "$ES_TMP/listener.out" || die "listener did not start"
+start_listener "$DB" "$ES_TMP/listener.out" "$stopfile" ||
+	die "listener did not start"
 
 run_pgbench phase1 -f "$ES_TMP/append.sql"
 p1=$PROCESSED

@@ -240,20 +240,8 @@ new_db "$B"
 pg_dump -d "$A" -f "$ES_TMP/a.sql" || die "pg_dump (plain) of A failed"
 log "plain dump: $(grep -c . "$ES_TMP/a.sql") lines; $(grep -E '^(COPY|SELECT pg_catalog.setval|CREATE EXTENSION)' "$ES_TMP/a.sql" | tr '\n' ';')"
 stopfile="$ES_TMP/stop-listener"
-{
-	echo "LISTEN es_playbook; LISTEN es_image; SELECT 'listening';"
-	while [ ! -e "$stopfile" ]; do
-		echo "SELECT 1;"
-		sleep 0.2
-	done
-	sleep 1
-	echo "SELECT 1;"
-} | psql -X -At -d "$B" >"$ES_TMP/listener.out" 2>&1 &
-listener=$!
-for _ in $(seq 1 50); do
-	grep -q listening "$ES_TMP/listener.out" 2>/dev/null && break
-	sleep 0.1
-done
+start_listener "$B" "$ES_TMP/listener.out" "$stopfile" ||
+	die "listener did not start"
 if restore_step B psql -X -q -v ON_ERROR_STOP=1 -d "$B" -f "$ES_TMP/a.sql"; then
 	sleep 0.5
 	n=$(grep -c '^Asynchronous notification' "$ES_TMP/listener.out" || true)

@@ -195,3 +195,16 @@ CREATE TRIGGER zzz_touch BEFORE INSERT ON es.events
 CALL pg_temp.expect_error($$SELECT es_append('playbook-93', 'b', '{}')$$);
 DROP TRIGGER zzz_touch ON es.events;
 SELECT es_version('playbook-93') AS version;
+
+-- a trigger firing before "append" that skips the row: INSERT stores
+-- nothing, es_append says so instead of returning a row
+CREATE FUNCTION pg_temp.skip() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN RETURN NULL; END$$;
+CREATE TRIGGER aaa_skip BEFORE INSERT ON es.events
+    FOR EACH ROW EXECUTE FUNCTION pg_temp.skip();
+INSERT INTO es.events (stream, event_type, data) VALUES ('playbook-94', 'a', '{}');
+-- Invalid input: es_append of a row that a trigger skips
+CALL pg_temp.expect_error($$SELECT es_append('playbook-94', 'a', '{}')$$);
+CALL pg_temp.expect_error($$SELECT es_append('playbook-94', 'a', '{}', event_id => '00000000-0000-4000-8000-0000000094a1')$$);
+DROP TRIGGER aaa_skip ON es.events;
+SELECT es_version('playbook-94') AS version;

@@ -160,3 +160,26 @@ es_cleanup() {
 	exit "$rc"
 }
 trap es_cleanup EXIT
+
+# start_listener DB OUT STOPFILE: start a psql session that LISTENs on
+# es_playbook and es_image, writes what it receives to OUT and polls (psql
+# prints notifications after each command) until STOPFILE exists; sets
+# $listener to its pid.  Fails if it is not listening within 5 s.
+start_listener() {
+	local db=$1 out=$2 stop=$3
+	{
+		echo "LISTEN es_playbook; LISTEN es_image; SELECT 'listening';"
+		while [ ! -e "$stop" ]; do
+			echo "SELECT 1;"
+			sleep 0.2
+		done
+		sleep 1
+		echo "SELECT 1;"
+	} | psql -X -At -d "$db" >"$out" 2>&1 &
+	listener=$!
+	for _ in $(seq 1 50); do
+		grep -q listening "$out" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
