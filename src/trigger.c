@@ -280,6 +280,8 @@ event_id_already_stored(Relation rel, Oid caller, const Datum *values,
 						 "SELECT * FROM es.events"
 						 " WHERE event_id OPERATOR(pg_catalog.=) $1",
 						 1, argtypes);
+	/* earlier rows of this statement (a batch, a multi-row INSERT) too */
+	CommandCounterIncrement();
 	es_query_run_latest(plan, args, NULL, 1, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return false;

@@ -208,3 +208,9 @@ CALL pg_temp.expect_error($$SELECT es_append('playbook-94', 'a', '{}')$$);
 CALL pg_temp.expect_error($$SELECT es_append('playbook-94', 'a', '{}', event_id => '00000000-0000-4000-8000-0000000094a1')$$);
 DROP TRIGGER aaa_skip ON es.events;
 SELECT es_version('playbook-94') AS version;
+
+-- one multi-row INSERT that repeats an event id stores it once
+INSERT INTO es.events (stream, event_type, data, event_id)
+VALUES ('playbook-95', 'a', '{}', '00000000-0000-4000-8000-0000000095a1'),
+       ('playbook-95', 'a', '{}', '00000000-0000-4000-8000-0000000095a1');
+SELECT sequence_number, event_id FROM es_read('playbook-95');
