@@ -1,0 +1,1563 @@
+/*-------------------------------------------------------------------------
+ *
+ * test_engine.c
+ *	  Unit tests of the state engine (src/engine.h): documents, pointers,
+ *	  patches, effects, atomicity, inverses and the schema subset.
+ *
+ * Copyright (c) 2026, eventsourcing developers
+ *
+ * IDENTIFICATION
+ *	  test/unit/test_engine.c
+ *
+ *-------------------------------------------------------------------------
+ *
+ * Every successful application made through expect_ok() is also checked
+ * against es_effect_resolve (the concrete patch gives the same state) and
+ * es_patch_inverse (the inverse gives back the original); every failed one
+ * made through expect_fail() is checked to leave the state equal to what it
+ * was (and as long when written out).  So each case below tests atomicity and the inverse as well.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "engine.h"
+#include "harness.h"
+
+#define EVENT_DATA_PLACEHOLDER "@DATA@"
+
+/*
+ * J: parses test JSON, which must be valid.
+ */
+static EsJson *
+J(const char *text)
+{
+	EsEngineError err;
+	EsJson	   *doc = es_json_parse(text, strlen(text), &err);
+
+	if (doc == NULL)
+	{
+		printf("test bug: cannot parse %s: %s\n", text, err.message);
+		abort();
+	}
+	return doc;
+}
+
+/*
+ * make_event: an event object around data and metadata texts.
+ */
+static EsJson *
+make_event(const char *data, const char *meta)
+{
+	char	   *text;
+	size_t		size = strlen(data) + strlen(meta) + 512;
+	EsJson	   *ev;
+
+	text = malloc(size);
+	snprintf(text, size,
+			 "{\"data\": %s, \"metadata\": %s, \"sequence_number\": 7, "
+			 "\"created_at\": \"2026-01-19T12:00:00Z\", \"user_id\": \"1\", "
+			 "\"username\": \"alice\", \"event_type\": \"module_add\"}",
+			 data, meta);
+	ev = J(text);
+	free(text);
+	return ev;
+}
+
+/*
+ * dump: the compact text of doc (malloc'd).
+ */
+static char *
+dump(const EsJson *doc)
+{
+	char	   *s = es_json_dump(doc, NULL);
+
+	if (s == NULL)
+		abort();
+	return s;
+}
+
+/*
+ * check_round_trips: for a successful application of effect to before
+ * giving after, checks that the resolved patch gives after and that its
+ * inverse gives before back.
+ */
+static bool
+check_round_trips(const EsJson *before, const EsJson *after,
+				  const EsJson *effect, const EsJson *event)
+{
+	EsEngineError err;
+	EsJson	   *patch = NULL;
+	EsJson	   *inverse = NULL;
+	EsJson	   *doc;
+	bool		ok = true;
+
+	if (es_effect_resolve(effect, event, before, &patch, &err) != ES_ENGINE_OK)
+	{
+		printf("    resolve failed: %s\n", err.message);
+		return false;
+	}
+	doc = es_json_copy(before);
+	if (es_patch_apply(doc, patch, &err) != ES_ENGINE_OK ||
+		!es_json_equal(doc, after))
+	{
+		char	   *p = dump(patch);
+
+		printf("    the resolved patch %s does not give the same state (%s)\n",
+			   p, err.message);
+		free(p);
+		ok = false;
+	}
+	es_json_free(doc);
+	if (ok && es_patch_inverse(before, patch, &inverse, &err) != ES_ENGINE_OK)
+	{
+		printf("    inverse failed: %s\n", err.message);
+		ok = false;
+	}
+	if (ok)
+	{
+		doc = es_json_copy(after);
+		if (es_patch_apply(doc, inverse, &err) != ES_ENGINE_OK ||
+			!es_json_equal(doc, before))
+		{
+			char	   *p = dump(inverse);
+
+			printf("    the inverse %s does not restore the state (%s)\n",
+				   p, err.message);
+			free(p);
+			ok = false;
+		}
+		es_json_free(doc);
+	}
+	es_json_free(patch);
+	es_json_free(inverse);
+	return ok;
+}
+
+/*
+ * expect_ok_at: applies effect to state for an event with data, expecting
+ * success and the state expected (compact text, member order included).
+ */
+static bool
+expect_ok_at(int line, const char *state, const char *effect, const char *data,
+			 const char *expected)
+{
+	EsJson	   *doc = J(state);
+	EsJson	   *before = J(state);
+	EsJson	   *eff = J(effect);
+	EsJson	   *ev = make_event(data, "{\"source\": \"test\", \"n\": 3}");
+	EsEngineError err;
+	EsEngineStatus status;
+	bool		ok = true;
+
+	if (es_effect_check(eff, &err) != ES_ENGINE_OK)
+	{
+		printf("    line %d: effect check failed: step %d (%s) path \"%s\": %s\n",
+			   line, err.step, err.op, err.path, err.message);
+		ok = false;
+	}
+	status = es_effect_apply(doc, eff, ev, &err);
+	if (ok && status != ES_ENGINE_OK)
+	{
+		printf("    line %d: apply failed (%d): step %d (%s) path \"%s\": %s\n",
+			   line, status, err.step, err.op, err.path, err.message);
+		ok = false;
+	}
+	if (ok)
+	{
+		char	   *got = dump(doc);
+
+		if (strcmp(got, expected) != 0)
+		{
+			printf("    line %d: state\n      got      %s\n      expected %s\n",
+				   line, got, expected);
+			ok = false;
+		}
+		free(got);
+	}
+	if (ok && !check_round_trips(before, doc, eff, ev))
+	{
+		printf("    line %d: round trip failed\n", line);
+		ok = false;
+	}
+	es_json_free(doc);
+	es_json_free(before);
+	es_json_free(eff);
+	es_json_free(ev);
+	return ok;
+}
+
+/*
+ * expect_fail_at: applies effect expecting status, the failing step, op and
+ * path, a message containing msg, and the state unchanged byte for byte.
+ */
+static bool
+expect_fail_at(int line, const char *state, const char *effect,
+			   const char *data, EsEngineStatus want, int step,
+			   const char *op, const char *path, const char *msg)
+{
+	EsJson	   *doc = J(state);
+	EsJson	   *eff = J(effect);
+	EsJson	   *ev = make_event(data, "null");
+	EsJson	   *orig = J(state);
+	EsEngineError err;
+	EsEngineStatus status;
+	char	   *before = dump(doc);
+	char	   *after;
+	bool		ok = true;
+
+	status = es_effect_apply(doc, eff, ev, &err);
+	after = dump(doc);
+	if (status != want)
+	{
+		printf("    line %d: status %d, expected %d (%s)\n", line, status, want,
+			   status == ES_ENGINE_OK ? "ok" : err.message);
+		ok = false;
+	}
+	else if (err.step != step || strcmp(err.op, op) != 0 ||
+			 (path && strcmp(err.path, path) != 0) ||
+			 strstr(err.message, msg) == NULL)
+	{
+		printf("    line %d: error step %d (%s) path \"%s\": %s\n"
+			   "      expected step %d (%s) path \"%s\": ...%s...\n",
+			   line, err.step, err.op, err.path, err.message,
+			   step, op, path ? path : "(any)", msg);
+		ok = false;
+	}
+	if (!es_json_equal(doc, orig) || strlen(before) != strlen(after))
+	{
+		printf("    line %d: state changed by a failed effect\n      before %s\n      after  %s\n",
+			   line, before, after);
+		ok = false;
+	}
+	free(before);
+	free(after);
+	es_json_free(orig);
+	es_json_free(doc);
+	es_json_free(eff);
+	es_json_free(ev);
+	return ok;
+}
+
+/*
+ * expect_invalid_at: es_effect_check refuses effect at step with a message
+ * containing msg.
+ */
+static bool
+expect_invalid_at(int line, const char *effect, int step, const char *msg)
+{
+	EsJson	   *eff = J(effect);
+	EsEngineError err;
+	EsEngineStatus status = es_effect_check(eff, &err);
+	bool		ok = true;
+
+	if (status != ES_ENGINE_INVALID || err.step != step ||
+		strstr(err.message, msg) == NULL)
+	{
+		printf("    line %d: check gave %d, step %d: %s\n      expected step %d: ...%s...\n",
+			   line, status, status ? err.step : 0,
+			   status ? err.message : "(ok)", step, msg);
+		ok = false;
+	}
+	es_json_free(eff);
+	return ok;
+}
+
+#define expect_ok(s, e, d, x) expect_ok_at(__LINE__, s, e, d, x)
+#define expect_fail(s, e, d, w, st, op, p, m) \
+	expect_fail_at(__LINE__, s, e, d, w, st, op, p, m)
+#define expect_invalid(e, st, m) expect_invalid_at(__LINE__, e, st, m)
+#define REJ ES_ENGINE_REJECTED
+#define INV ES_ENGINE_INVALID
+
+/* ---- documents ---- */
+
+static void
+test_parse_dump(void)
+{
+	EsJson	   *d = J("{\"b\": 1, \"a\": [true, false, null, 0.1, 1.0, -3, 1e300, \"\\u00e9\\n\\\"\\u0001/\"]}");
+	char	   *s = dump(d);
+
+	CHECK(strcmp(s, "{\"b\":1,\"a\":[true,false,null,0.1,1.0,-3,1e+300,\"\xc3\xa9\\n\\\"\\u0001/\"]}") == 0);
+	free(s);
+	es_json_free(d);
+	d = J("\"x\"");
+	s = dump(d);
+	CHECK(strcmp(s, "\"x\"") == 0);
+	free(s);
+	es_json_free(d);
+	es_json_free(NULL);
+	d = es_json_empty_object();
+	s = dump(d);
+	CHECK(strcmp(s, "{}") == 0);
+	free(s);
+	es_json_free(d);
+}
+
+static void
+test_parse_errors(void)
+{
+	EsEngineError err;
+	EsJson	   *d;
+	char	   *deep;
+	int			i;
+
+	d = es_json_parse("{\"a\": }", 7, &err);
+	CHECK(d == NULL);
+	CHECK(strstr(err.message, "invalid JSON at line 1") != NULL);
+	CHECK(err.step == -1);
+	d = es_json_parse("{\"a\": 1} x", 10, &err);
+	CHECK(d == NULL);
+	d = es_json_parse("\"\\u0000\"", 8, &err);
+	CHECK(d == NULL);
+	d = es_json_parse("\"\xff\"", 3, &err);
+	CHECK(d == NULL);
+	/* 10,000 levels: refused without recursion */
+	deep = malloc(20001);
+	for (i = 0; i < 10000; i++)
+	{
+		deep[i] = '[';
+		deep[20000 - 1 - i] = ']';
+	}
+	deep[20000] = '\0';
+	d = es_json_parse(deep, 20000, &err);
+	CHECK(d == NULL);
+	CHECK(strstr(err.message, "deeper than 1000") != NULL);
+	/* exactly 1000 is fine, 1001 is not */
+	d = es_json_parse(deep + 9000, 2000, &err);
+	CHECK(d != NULL);
+	es_json_free(d);
+	d = es_json_parse(deep + 8999, 2002, &err);
+	CHECK(d == NULL);
+	/* brackets inside strings do not count */
+	free(deep);
+	d = J("[\"[[[[[[[[[[\\\"[[[[\"]");
+	es_json_free(d);
+}
+
+static void
+test_equal_copy(void)
+{
+	EsJson	   *a = J("{\"x\": 1, \"y\": [1.0, \"s\", {\"z\": null}]}");
+	EsJson	   *b = J("{\"y\": [1, \"s\", {\"z\": null}], \"x\": 1.0}");
+	EsJson	   *c = J("{\"y\": [1, \"s\", {\"z\": false}], \"x\": 1.0}");
+	EsJson	   *copy = es_json_copy(a);
+
+	CHECK(es_json_equal(a, b));
+	CHECK(!es_json_equal(a, c));
+	CHECK(es_json_equal(copy, a));
+	CHECK(copy != a);
+	{
+		/* 2^53 + 1 is not the double 2^53, though (double) (2^53 + 1) is */
+		EsJson	   *i = J("9007199254740993");
+		EsJson	   *r = J("9007199254740992.0");
+		bool		eq = es_json_equal(i, r);
+
+		es_json_free(i);
+		es_json_free(r);
+		CHECK(!eq);
+	}
+	es_json_free(a);
+	es_json_free(b);
+	es_json_free(c);
+	es_json_free(copy);
+}
+
+/* ---- RFC 6902 operations in effects ---- */
+
+static void
+test_op_add(void)
+{
+	/* new member, at the end */
+	CHECK(expect_ok("{\"a\":1}", "[{\"op\":\"add\",\"path\":\"/b\",\"value\":2}]",
+					"{}", "{\"a\":1,\"b\":2}"));
+	/* existing member: replaced in place */
+	CHECK(expect_ok("{\"a\":1,\"b\":2}", "[{\"op\":\"add\",\"path\":\"/a\",\"value\":[3]}]",
+					"{}", "{\"a\":[3],\"b\":2}"));
+	/* arrays: insert at index, at length, with "-" */
+	CHECK(expect_ok("{\"l\":[1,2,3]}", "[{\"op\":\"add\",\"path\":\"/l/1\",\"value\":9}]",
+					"{}", "{\"l\":[1,9,2,3]}"));
+	CHECK(expect_ok("{\"l\":[1,2,3]}", "[{\"op\":\"add\",\"path\":\"/l/3\",\"value\":9}]",
+					"{}", "{\"l\":[1,2,3,9]}"));
+	CHECK(expect_ok("{\"l\":[]}", "[{\"op\":\"add\",\"path\":\"/l/-\",\"value\":9},{\"op\":\"add\",\"path\":\"/l/-\",\"value\":8}]",
+					"{}", "{\"l\":[9,8]}"));
+	CHECK(expect_ok("{\"l\":[1]}", "[{\"op\":\"add\",\"path\":\"/l/0\",\"value\":0}]",
+					"{}", "{\"l\":[0,1]}"));
+	/* the empty key */
+	CHECK(expect_ok("{}", "[{\"op\":\"add\",\"path\":\"/\",\"value\":1}]",
+					"{}", "{\"\":1}"));
+	/* the whole document */
+	CHECK(expect_ok("{\"a\":1}", "[{\"op\":\"add\",\"path\":\"\",\"value\":{\"b\":2}}]",
+					"{}", "{\"b\":2}"));
+	CHECK(expect_fail("{\"a\":1}", "[{\"op\":\"add\",\"path\":\"\",\"value\":[1]}]",
+					  "{}", REJ, 0, "add", "", "the document root is an object and cannot be replaced by an array"));
+	/* failures */
+	CHECK(expect_fail("{\"l\":[1,2,3]}", "[{\"op\":\"add\",\"path\":\"/l/5\",\"value\":9}]",
+					  "{}", REJ, 0, "add", "/l/5", "index 5 is out of range for an array of 3 elements at \"/l\""));
+	CHECK(expect_fail("{\"l\":[1,2,3]}", "[{\"op\":\"add\",\"path\":\"/l/01\",\"value\":9}]",
+					  "{}", REJ, 0, "add", "/l/01", "\"01\" is not a valid array index"));
+	CHECK(expect_fail("{\"l\":[1]}", "[{\"op\":\"add\",\"path\":\"/l/x\",\"value\":9}]",
+					  "{}", REJ, 0, "add", "/l/x", "\"x\" is not a valid array index"));
+	CHECK(expect_fail("{\"l\":[1]}", "[{\"op\":\"add\",\"path\":\"/l/99999999999999999999999\",\"value\":9}]",
+					  "{}", REJ, 0, "add", NULL, "is not a valid array index"));
+	CHECK(expect_fail("{}", "[{\"op\":\"add\",\"path\":\"/modules/m1\",\"value\":1}]",
+					  "{}", REJ, 0, "add", "/modules/m1", "path \"/modules\" does not exist"));
+	CHECK(expect_fail("{\"a\":\"s\"}", "[{\"op\":\"add\",\"path\":\"/a/b\",\"value\":1}]",
+					  "{}", REJ, 0, "add", "/a/b", "\"/a\" is a string, not an object or array"));
+	CHECK(expect_fail("{\"a\":{\"b\":5}}", "[{\"op\":\"add\",\"path\":\"/a/b/c/d\",\"value\":1}]",
+					  "{}", REJ, 0, "add", "/a/b/c/d", "\"/a/b\" is a number, not an object or array"));
+	CHECK(expect_fail("{\"a\":null}", "[{\"op\":\"add\",\"path\":\"/a/b\",\"value\":1}]",
+					  "{}", REJ, 0, "add", "/a/b", "\"/a\" is null, not an object or array"));
+}
+
+static void
+test_op_remove(void)
+{
+	CHECK(expect_ok("{\"a\":1,\"b\":2,\"c\":3}", "[{\"op\":\"remove\",\"path\":\"/b\"}]",
+					"{}", "{\"a\":1,\"c\":3}"));
+	CHECK(expect_ok("{\"l\":[1,2,3]}", "[{\"op\":\"remove\",\"path\":\"/l/0\"}]",
+					"{}", "{\"l\":[2,3]}"));
+	CHECK(expect_fail("{\"a\":1}", "[{\"op\":\"remove\",\"path\":\"/b\"}]",
+					  "{}", REJ, 0, "remove", "/b", "path \"/b\" does not exist"));
+	CHECK(expect_fail("{\"l\":[1,2,3]}", "[{\"op\":\"remove\",\"path\":\"/l/3\"}]",
+					  "{}", REJ, 0, "remove", "/l/3", "index 3 is out of range for an array of 3 elements"));
+	CHECK(expect_fail("{\"l\":[1,2,3]}", "[{\"op\":\"remove\",\"path\":\"/l/-\"}]",
+					  "{}", REJ, 0, "remove", "/l/-", "index \"-\" designates no existing element"));
+	CHECK(expect_fail("{\"a\":1}", "[{\"op\":\"remove\",\"path\":\"\"}]",
+					  "{}", REJ, 0, "remove", "", "cannot remove the document root"));
+}
+
+static void
+test_op_replace(void)
+{
+	CHECK(expect_ok("{\"a\":1,\"b\":2}", "[{\"op\":\"replace\",\"path\":\"/a\",\"value\":{\"x\":[]}}]",
+					"{}", "{\"a\":{\"x\":[]},\"b\":2}"));
+	CHECK(expect_ok("{\"l\":[1,2,3]}", "[{\"op\":\"replace\",\"path\":\"/l/2\",\"value\":0}]",
+					"{}", "{\"l\":[1,2,0]}"));
+	CHECK(expect_ok("{\"a\":1}", "[{\"op\":\"replace\",\"path\":\"\",\"value\":{}}]",
+					"{}", "{}"));
+	CHECK(expect_fail("{\"a\":1}", "[{\"op\":\"replace\",\"path\":\"/b\",\"value\":1}]",
+					  "{}", REJ, 0, "replace", "/b", "path \"/b\" does not exist"));
+	CHECK(expect_fail("{\"l\":[1]}", "[{\"op\":\"replace\",\"path\":\"/l/1\",\"value\":1}]",
+					  "{}", REJ, 0, "replace", "/l/1", "index 1 is out of range for an array of 1 elements"));
+	CHECK(expect_fail("{\"l\":[1]}", "[{\"op\":\"replace\",\"path\":\"/l/-\",\"value\":1}]",
+					  "{}", REJ, 0, "replace", "/l/-", "index \"-\""));
+}
+
+static void
+test_op_move(void)
+{
+	CHECK(expect_ok("{\"a\":{\"x\":1},\"b\":{}}", "[{\"op\":\"move\",\"from\":\"/a/x\",\"path\":\"/b/y\"}]",
+					"{}", "{\"a\":{},\"b\":{\"y\":1}}"));
+	/* over an existing member */
+	CHECK(expect_ok("{\"a\":1,\"b\":2,\"c\":3}", "[{\"op\":\"move\",\"from\":\"/a\",\"path\":\"/c\"}]",
+					"{}", "{\"b\":2,\"c\":1}"));
+	/* within an array, both directions, and to the end */
+	CHECK(expect_ok("{\"l\":[0,1,2,3]}", "[{\"op\":\"move\",\"from\":\"/l/0\",\"path\":\"/l/2\"}]",
+					"{}", "{\"l\":[1,2,0,3]}"));
+	CHECK(expect_ok("{\"l\":[0,1,2,3]}", "[{\"op\":\"move\",\"from\":\"/l/3\",\"path\":\"/l/0\"}]",
+					"{}", "{\"l\":[3,0,1,2]}"));
+	CHECK(expect_ok("{\"l\":[0,1,2,3]}", "[{\"op\":\"move\",\"from\":\"/l/1\",\"path\":\"/l/-\"}]",
+					"{}", "{\"l\":[0,2,3,1]}"));
+	/* between an object and an array */
+	CHECK(expect_ok("{\"o\":{\"k\":[1]},\"l\":[]}", "[{\"op\":\"move\",\"from\":\"/o/k\",\"path\":\"/l/0\"}]",
+					"{}", "{\"o\":{},\"l\":[[1]]}"));
+	/* same path: nothing */
+	CHECK(expect_ok("{\"a\":1}", "[{\"op\":\"move\",\"from\":\"/a\",\"path\":\"/a\"}]",
+					"{}", "{\"a\":1}"));
+	/* to the root: a member object becomes the document */
+	CHECK(expect_ok("{\"a\":{\"x\":1},\"b\":2}", "[{\"op\":\"move\",\"from\":\"/a\",\"path\":\"\"}]",
+					"{}", "{\"x\":1}"));
+	/* "/a" is not a prefix of "/ab" */
+	CHECK(expect_ok("{\"a\":1,\"ab\":{}}", "[{\"op\":\"move\",\"from\":\"/a\",\"path\":\"/ab/c\"}]",
+					"{}", "{\"ab\":{\"c\":1}}"));
+	CHECK(expect_fail("{\"a\":{\"b\":{}}}", "[{\"op\":\"move\",\"from\":\"/a\",\"path\":\"/a/b/c\"}]",
+					  "{}", REJ, 0, "move", "/a/b/c", "cannot move \"/a\" into its own child \"/a/b/c\""));
+	CHECK(expect_fail("{\"a\":1}", "[{\"op\":\"move\",\"from\":\"/x\",\"path\":\"/y\"}]",
+					  "{}", REJ, 0, "move", "/x", "path \"/x\" does not exist"));
+	CHECK(expect_fail("{\"a\":1}", "[{\"op\":\"move\",\"from\":\"/a\",\"path\":\"/y/z\"}]",
+					  "{}", REJ, 0, "move", "/y/z", "path \"/y\" does not exist"));
+	CHECK(expect_fail("{\"l\":[0,1]}", "[{\"op\":\"move\",\"from\":\"/l/0\",\"path\":\"/l/2\"}]",
+					  "{}", REJ, 0, "move", "/l/2", "index 2 is out of range for an array of 1 elements"));
+}
+
+static void
+test_op_copy(void)
+{
+	CHECK(expect_ok("{\"a\":{\"x\":[1]}}", "[{\"op\":\"copy\",\"from\":\"/a\",\"path\":\"/b\"},{\"op\":\"add\",\"path\":\"/b/x/-\",\"value\":2}]",
+					"{}", "{\"a\":{\"x\":[1]},\"b\":{\"x\":[1,2]}}"));
+	CHECK(expect_ok("{\"l\":[1,2]}", "[{\"op\":\"copy\",\"from\":\"/l/1\",\"path\":\"/l/0\"}]",
+					"{}", "{\"l\":[2,1,2]}"));
+	CHECK(expect_ok("{\"a\":{\"b\":1}}", "[{\"op\":\"copy\",\"from\":\"/a\",\"path\":\"/a/c\"}]",
+					"{}", "{\"a\":{\"b\":1,\"c\":{\"b\":1}}}"));
+	CHECK(expect_fail("{\"a\":1}", "[{\"op\":\"copy\",\"from\":\"/b\",\"path\":\"/c\"}]",
+					  "{}", REJ, 0, "copy", "/b", "path \"/b\" does not exist"));
+}
+
+static void
+test_op_test(void)
+{
+	CHECK(expect_ok("{\"a\":{\"x\":[1,\"s\",null]},\"n\":1}",
+					"[{\"op\":\"test\",\"path\":\"/a\",\"value\":{\"x\":[1,\"s\",null]}},{\"op\":\"test\",\"path\":\"/n\",\"value\":1.0}]",
+					"{}", "{\"a\":{\"x\":[1,\"s\",null]},\"n\":1}"));
+	CHECK(expect_fail("{\"a\":1}", "[{\"op\":\"test\",\"path\":\"/a\",\"value\":2}]",
+					  "{}", REJ, 0, "test", "/a", "test failed at \"/a\""));
+	CHECK(expect_fail("{\"a\":1}", "[{\"op\":\"test\",\"path\":\"/a\",\"value\":\"1\"}]",
+					  "{}", REJ, 0, "test", "/a", "test failed at \"/a\""));
+	CHECK(expect_fail("{\"a\":1}", "[{\"op\":\"test\",\"path\":\"/b\",\"value\":1}]",
+					  "{}", REJ, 0, "test", "/b", "path \"/b\" does not exist"));
+}
+
+static void
+test_preconditions(void)
+{
+	CHECK(expect_ok("{\"modules\":{\"m1\":{}}}", "[{\"op\":\"exists\",\"path\":\"/modules/m1\"},{\"op\":\"absent\",\"path\":\"/modules/m2\"},{\"op\":\"absent\",\"path\":\"/x/y/z\"},{\"op\":\"exists\",\"path\":\"\"}]",
+					"{}", "{\"modules\":{\"m1\":{}}}"));
+	CHECK(expect_fail("{\"modules\":{}}", "[{\"op\":\"exists\",\"path\":\"/modules/m1\"}]",
+					  "{}", REJ, 0, "exists", "/modules/m1", "path \"/modules/m1\" does not exist"));
+	CHECK(expect_fail("{\"modules\":{\"m1\":{}}}", "[{\"op\":\"absent\",\"path\":\"/modules/m1\"}]",
+					  "{}", REJ, 0, "absent", "/modules/m1", "value at \"/modules/m1\" already exists"));
+	/* absent on an array index */
+	CHECK(expect_ok("{\"l\":[1]}", "[{\"op\":\"absent\",\"path\":\"/l/1\"},{\"op\":\"exists\",\"path\":\"/l/0\"}]",
+					"{}", "{\"l\":[1]}"));
+}
+
+/* ---- pointers ---- */
+
+static void
+test_pointer_escapes(void)
+{
+	CHECK(expect_ok("{\"a/b\":1,\"m~n\":2}", "[{\"op\":\"move\",\"from\":\"/a~1b\",\"path\":\"/m~0n\"}]",
+					"{}", "{\"m~n\":1}"));
+	CHECK(expect_ok("{}", "[{\"op\":\"add\",\"path\":\"/~01\",\"value\":1}]",
+					"{}", "{\"~1\":1}"));
+	CHECK(expect_ok("{}", "[{\"op\":\"add\",\"path\":\"/~10\",\"value\":1}]",
+					"{}", "{\"/0\":1}"));
+	CHECK(expect_fail("{}", "[{\"op\":\"add\",\"path\":\"/a~2\",\"value\":1}]",
+					  "{}", INV, 0, "add", "/a~2", "invalid escape \"~2\" in JSON pointer \"/a~2\""));
+	CHECK(expect_fail("{}", "[{\"op\":\"add\",\"path\":\"/a~\",\"value\":1}]",
+					  "{}", INV, 0, "add", "/a~", "invalid escape \"~\" at the end of JSON pointer \"/a~\""));
+	CHECK(expect_fail("{}", "[{\"op\":\"add\",\"path\":\"a/b\",\"value\":1}]",
+					  "{}", INV, 0, "add", "a/b", "invalid JSON pointer \"a/b\": must start with \"/\""));
+	CHECK(expect_invalid("[{\"op\":\"remove\",\"path\":\"/x~y\"}]", 0, "invalid escape \"~y\""));
+	CHECK(expect_invalid("[{\"op\":\"remove\",\"path\":\"x\"}]", 0, "must start with \"/\""));
+}
+
+/* ---- templates ---- */
+
+static void
+test_templates(void)
+{
+	CHECK(expect_ok("{\"modules\":{}}", "[{\"op\":\"add\",\"path\":\"/modules/{/moduleId}\",\"value\":1}]",
+					"{\"moduleId\":\"m1\"}", "{\"modules\":{\"m1\":1}}"));
+	/* escaping: the value stays within one token */
+	CHECK(expect_ok("{\"modules\":{}}", "[{\"op\":\"add\",\"path\":\"/modules/{/moduleId}\",\"value\":1}]",
+					"{\"moduleId\":\"a/b~c\"}", "{\"modules\":{\"a/b~c\":1}}"));
+	/* integers, negative too, and in arrays */
+	CHECK(expect_ok("{\"l\":[0,1,2]}", "[{\"op\":\"replace\",\"path\":\"/l/{/i}\",\"value\":9}]",
+					"{\"i\":1}", "{\"l\":[0,9,2]}"));
+	CHECK(expect_ok("{}", "[{\"op\":\"add\",\"path\":\"/{/i}\",\"value\":9}]",
+					"{\"i\":-12}", "{\"-12\":9}"));
+	/* several templates, part of a token, nested pointers */
+	CHECK(expect_ok("{\"p\":{}}", "[{\"op\":\"add\",\"path\":\"/p/{/a/b}-{/c}\",\"value\":true}]",
+					"{\"a\":{\"b\":\"x\"},\"c\":2}", "{\"p\":{\"x-2\":true}}"));
+	/* an empty string is an empty token */
+	CHECK(expect_ok("{\"p\":{}}", "[{\"op\":\"add\",\"path\":\"/p/{/e}\",\"value\":1}]",
+					"{\"e\":\"\"}", "{\"p\":{\"\":1}}"));
+	/* from is expanded too */
+	CHECK(expect_ok("{\"a\":{\"k\":1}}", "[{\"op\":\"move\",\"from\":\"/a/{/from}\",\"path\":\"/a/{/to}\"}]",
+					"{\"from\":\"k\",\"to\":\"j\"}", "{\"a\":{\"j\":1}}"));
+	CHECK(expect_fail("{\"modules\":{}}", "[{\"op\":\"add\",\"path\":\"/modules/{/moduleId}\",\"value\":1}]",
+					  "{}", REJ, 0, "add", "/modules/{/moduleId}", "template \"{/moduleId}\" refers to nothing in the event data"));
+	CHECK(expect_fail("{\"modules\":{}}", "[{\"op\":\"add\",\"path\":\"/modules/{/moduleId}\",\"value\":1}]",
+					  "{\"moduleId\":{}}", REJ, 0, "add", "/modules/{/moduleId}", "template \"{/moduleId}\" refers to an object; expected a string or an integer"));
+	CHECK(expect_fail("{\"modules\":{}}", "[{\"op\":\"add\",\"path\":\"/modules/{/moduleId}\",\"value\":1}]",
+					  "{\"moduleId\":1.5}", REJ, 0, "add", NULL, "refers to a number that is not an integer"));
+	CHECK(expect_fail("{\"modules\":{}}", "[{\"op\":\"add\",\"path\":\"/modules/{/moduleId}\",\"value\":1}]",
+					  "{\"moduleId\":null}", REJ, 0, "add", NULL, "refers to null"));
+	CHECK(expect_fail("{\"modules\":{}}", "[{\"op\":\"add\",\"path\":\"/modules/{/moduleId}\",\"value\":1}]",
+					  "{\"moduleId\":[\"m\"]}", REJ, 0, "add", NULL, "refers to an array"));
+	/* the path after substitution is reported */
+	CHECK(expect_fail("{\"modules\":{}}", "[{\"op\":\"remove\",\"path\":\"/modules/{/moduleId}\"}]",
+					  "{\"moduleId\":\"a/b\"}", REJ, 0, "remove", "/modules/a~1b", "path \"/modules/a~1b\" does not exist"));
+}
+
+static void
+test_template_check(void)
+{
+	CHECK(expect_invalid("[{\"op\":\"remove\",\"path\":\"/a/{/x\"}]", 0, "unbalanced \"{\""));
+	CHECK(expect_invalid("[{\"op\":\"remove\",\"path\":\"/a/x}\"}]", 0, "unbalanced \"}\""));
+	CHECK(expect_invalid("[{\"op\":\"remove\",\"path\":\"/a/{/x{/y}}\"}]", 0, "unbalanced"));
+	CHECK(expect_invalid("[{\"op\":\"remove\",\"path\":\"/a/{}\"}]", 0, "empty template"));
+	CHECK(expect_invalid("[{\"op\":\"remove\",\"path\":\"/a/{x}\"}]", 0, "template \"{x}\" is not a valid JSON pointer"));
+	CHECK(expect_invalid("[{\"op\":\"remove\",\"path\":\"/a/{/x~3}\"}]", 0, "is not a valid JSON pointer"));
+	CHECK(expect_invalid("[{\"op\":\"remove\",\"path\":\"{/id}\"}]", 0, "must start with \"/\", not with a template"));
+	CHECK(expect_invalid("[{\"op\":\"remove\",\"path\":\"/a~{/id}\"}]", 0, "invalid escape \"~\" before a template"));
+	CHECK(expect_invalid("[{\"op\":\"remove\",\"path\":\"/a/{/id}~\"}]", 0, "once its templates are replaced"));
+	/* applying refuses them too, even when the substitution would fit */
+	CHECK(expect_fail("{\"\":1}", "[{\"op\":\"remove\",\"path\":\"{/e}/\"}]", "{\"e\":\"\"}", INV, 0, "remove", NULL, "must start with"));
+	CHECK(expect_fail("{\"a~\":1}", "[{\"op\":\"remove\",\"path\":\"/a~{/e}\"}]", "{\"e\":\"0\"}", INV, 0, "remove", NULL, "before a template"));
+	CHECK(expect_invalid("[{\"op\":\"move\",\"from\":\"/a/{\",\"path\":\"/b\"}]", 0, "unbalanced"));
+	/* a template that will find nothing is only known when applying */
+	{
+		EsJson	   *e = J("[{\"op\":\"remove\",\"path\":\"/a/{/nowhere}\"}]");
+		EsEngineStatus st = es_effect_check(e, NULL);
+
+		es_json_free(e);
+		CHECK(st == ES_ENGINE_OK);
+	}
+}
+
+/* ---- references ---- */
+
+static void
+test_references(void)
+{
+	/* $data, nested anywhere, whole data */
+	CHECK(expect_ok("{}", "[{\"op\":\"add\",\"path\":\"/m\",\"value\":{\"name\":{\"$data\":\"/name\"},\"by\":{\"$event\":\"username\"},\"l\":[{\"$data\":\"/n\"},{\"$meta\":\"/source\"}]}}]",
+					"{\"name\":\"x\",\"n\":[1]}", "{\"m\":{\"name\":\"x\",\"by\":\"alice\",\"l\":[[1],\"test\"]}}"));
+	CHECK(expect_ok("{}", "[{\"op\":\"add\",\"path\":\"/d\",\"value\":{\"$data\":\"\"}}]",
+					"{\"a\":1}", "{\"d\":{\"a\":1}}"));
+	/* every $event field */
+	CHECK(expect_ok("{}", "[{\"op\":\"add\",\"path\":\"/e\",\"value\":[{\"$event\":\"sequence_number\"},{\"$event\":\"created_at\"},{\"$event\":\"user_id\"},{\"$event\":\"username\"},{\"$event\":\"event_type\"}]}]",
+					"{}", "{\"e\":[7,\"2026-01-19T12:00:00Z\",\"1\",\"alice\",\"module_add\"]}"));
+	/* $literal is not resolved */
+	CHECK(expect_ok("{}", "[{\"op\":\"add\",\"path\":\"/x\",\"value\":{\"$literal\":{\"$data\":\"/a\",\"b\":1}}}]",
+					"{}", "{\"x\":{\"$data\":\"/a\",\"b\":1}}"));
+	/* other $ keys are ordinary members */
+	CHECK(expect_ok("{}", "[{\"op\":\"add\",\"path\":\"/x\",\"value\":{\"$ref\":\"a\"}}]",
+					"{}", "{\"x\":{\"$ref\":\"a\"}}"));
+	/* references in test */
+	CHECK(expect_ok("{\"v\":3}", "[{\"op\":\"test\",\"path\":\"/v\",\"value\":{\"$data\":\"/v\"}}]",
+					"{\"v\":3}", "{\"v\":3}"));
+	CHECK(expect_fail("{}", "[{\"op\":\"add\",\"path\":\"/m\",\"value\":{\"$data\":\"/module\"}}]",
+					  "{}", REJ, 0, "add", "/m", "reference {\"$data\": \"/module\"} refers to nothing in the event data"));
+	CHECK(expect_fail("{}", "[{\"op\":\"add\",\"path\":\"/m\",\"value\":{\"$meta\":\"/x\"}}]",
+					  "{}", REJ, 0, "add", "/m", "reference {\"$meta\": \"/x\"} refers to nothing in the event metadata"));
+	CHECK(expect_fail("{}", "[{\"op\":\"add\",\"path\":\"/m\",\"value\":[1,{\"k\":{\"$data\":\"/a/b\"}}]}]",
+					  "{\"a\":{}}", REJ, 0, "add", "/m", "refers to nothing in the event data"));
+	/* malformed references found when applying an unchecked effect */
+	CHECK(expect_fail("{}", "[{\"op\":\"add\",\"path\":\"/m\",\"value\":{\"$data\":1}}]",
+					  "{}", INV, 0, "add", "/m", "its argument must be a string"));
+}
+
+static void
+test_reference_check(void)
+{
+	CHECK(expect_invalid("[{\"op\":\"add\",\"path\":\"/m\",\"value\":{\"$data\":1}}]", 0, "reference {\"$data\": 1} is invalid"));
+	CHECK(expect_invalid("[{\"op\":\"add\",\"path\":\"/m\",\"value\":{\"$event\":\"nope\"}}]", 0, "reference {\"$event\": \"nope\"} is invalid"));
+	CHECK(expect_invalid("[{\"op\":\"add\",\"path\":\"/m\",\"value\":{\"a\":[{\"$data\":\"/x\",\"y\":1}]}}]", 0, "cannot have other members"));
+	CHECK(expect_invalid("[{\"op\":\"add\",\"path\":\"/m\",\"value\":{\"$meta\":\"x\"}}]", 0, "must be a JSON pointer"));
+	CHECK(expect_invalid("[{\"op\":\"add\",\"path\":\"/m\",\"value\":{\"$literal\":1,\"x\":2}}]", 0, "cannot have other members"));
+	CHECK(expect_invalid("[{\"op\":\"test\",\"path\":\"/m\",\"value\":{\"$data\":\"/~\"}}]", 0, "must be a JSON pointer"));
+}
+
+/* ---- remove_where and merge ---- */
+
+static void
+test_remove_where(void)
+{
+	const char *links = "{\"links\":{\"l1\":{\"source\":\"m1\",\"target\":\"m2\"},\"l2\":{\"source\":\"m2\",\"target\":\"m3\"},\"l3\":{\"source\":\"m3\",\"target\":\"m1\"},\"l4\":{\"other\":1}}}";
+	const char *rw = "[{\"op\":\"remove_where\",\"path\":\"/links\",\"where\":[{\"pointer\":\"/source\",\"equals\":{\"$data\":\"/moduleId\"}},{\"pointer\":\"/target\",\"equals\":{\"$data\":\"/moduleId\"}}]}]";
+
+	CHECK(expect_ok(links, rw, "{\"moduleId\":\"m1\"}",
+					"{\"links\":{\"l2\":{\"source\":\"m2\",\"target\":\"m3\"},\"l4\":{\"other\":1}}}"));
+	/* nothing matches: not a failure */
+	CHECK(expect_ok(links, rw, "{\"moduleId\":\"m9\"}", links + 0));
+	/* arrays, scalar members, several matches */
+	CHECK(expect_ok("{\"l\":[1,{\"k\":2},2,3,{\"k\":1},1]}",
+					"[{\"op\":\"remove_where\",\"path\":\"/l\",\"where\":[{\"pointer\":\"\",\"equals\":1},{\"pointer\":\"/k\",\"equals\":2}]}]",
+					"{}", "{\"l\":[2,3,{\"k\":1}]}"));
+	CHECK(expect_ok("{\"l\":[]}",
+					"[{\"op\":\"remove_where\",\"path\":\"/l\",\"where\":[{\"pointer\":\"\",\"equals\":1}]}]",
+					"{}", "{\"l\":[]}"));
+	/* on the root */
+	CHECK(expect_ok("{\"a\":1,\"b\":2,\"c\":1}",
+					"[{\"op\":\"remove_where\",\"path\":\"\",\"where\":[{\"pointer\":\"\",\"equals\":1.0}]}]",
+					"{}", "{\"b\":2}"));
+	CHECK(expect_fail("{}", rw, "{\"moduleId\":\"m1\"}", REJ, 0, "remove_where", "/links", "path \"/links\" does not exist"));
+	CHECK(expect_fail("{\"links\":3}", rw, "{\"moduleId\":\"m1\"}", REJ, 0, "remove_where", "/links", "\"/links\" is a number, not an object or array"));
+	CHECK(expect_fail(links, rw, "{}", REJ, 0, "remove_where", "/links", "refers to nothing in the event data"));
+	CHECK(expect_invalid("[{\"op\":\"remove_where\",\"path\":\"/l\",\"where\":[]}]", 0, "non-empty array"));
+	CHECK(expect_invalid("[{\"op\":\"remove_where\",\"path\":\"/l\",\"where\":{}}]", 0, "non-empty array"));
+	CHECK(expect_invalid("[{\"op\":\"remove_where\",\"path\":\"/l\",\"where\":[{\"pointer\":\"/a\"}]}]", 0, "exactly the members \"pointer\" and \"equals\""));
+	CHECK(expect_invalid("[{\"op\":\"remove_where\",\"path\":\"/l\",\"where\":[{\"pointer\":\"/a\",\"equals\":1,\"x\":2}]}]", 0, "exactly the members"));
+	CHECK(expect_invalid("[{\"op\":\"remove_where\",\"path\":\"/l\",\"where\":[{\"pointer\":\"a\",\"equals\":1}]}]", 0, "must start with \"/\""));
+	CHECK(expect_invalid("[{\"op\":\"remove_where\",\"path\":\"/l\",\"where\":[{\"pointer\":3,\"equals\":1}]}]", 0, "must be a string"));
+	CHECK(expect_invalid("[{\"op\":\"remove_where\",\"path\":\"/l\",\"where\":[{\"pointer\":\"/a\",\"equals\":{\"$data\":2}}]}]", 0, "is invalid"));
+}
+
+static void
+test_merge(void)
+{
+	CHECK(expect_ok("{\"plays\":{\"p1\":{\"name\":\"a\",\"hosts\":\"all\",\"vars\":{\"x\":1,\"y\":2}}}}",
+					"[{\"op\":\"merge\",\"path\":\"/plays/{/playId}\",\"value\":{\"$data\":\"/changes\"}}]",
+					"{\"playId\":\"p1\",\"changes\":{\"name\":\"b\",\"hosts\":null,\"vars\":{\"y\":null,\"z\":3},\"new\":{\"k\":null,\"j\":1},\"l\":[null]}}",
+					"{\"plays\":{\"p1\":{\"name\":\"b\",\"vars\":{\"x\":1,\"z\":3},\"new\":{\"j\":1},\"l\":[null]}}}"));
+	/* an object replaces a scalar; removing a missing key is nothing */
+	CHECK(expect_ok("{\"a\":1}", "[{\"op\":\"merge\",\"path\":\"\",\"value\":{\"a\":{\"b\":null,\"c\":1},\"z\":null}}]",
+					"{}", "{\"a\":{\"c\":1}}"));
+	/* the idiom that makes sure containers exist */
+	CHECK(expect_ok("{}", "[{\"op\":\"merge\",\"path\":\"\",\"value\":{\"modules\":{},\"links\":{}}}]",
+					"{}", "{\"modules\":{},\"links\":{}}"));
+	CHECK(expect_ok("{\"modules\":{\"m\":1},\"links\":{}}", "[{\"op\":\"merge\",\"path\":\"\",\"value\":{\"modules\":{},\"links\":{}}}]",
+					"{}", "{\"modules\":{\"m\":1},\"links\":{}}"));
+	CHECK(expect_fail("{\"a\":[]}", "[{\"op\":\"merge\",\"path\":\"/a\",\"value\":{}}]",
+					  "{}", REJ, 0, "merge", "/a", "\"/a\" is an array, not an object"));
+	CHECK(expect_fail("{}", "[{\"op\":\"merge\",\"path\":\"/a\",\"value\":{}}]",
+					  "{}", REJ, 0, "merge", "/a", "path \"/a\" does not exist"));
+	CHECK(expect_fail("{\"a\":{}}", "[{\"op\":\"merge\",\"path\":\"/a\",\"value\":{\"$data\":\"/v\"}}]",
+					  "{\"v\":[1]}", REJ, 0, "merge", "/a", "the value of a merge must be an object, not an array"));
+	CHECK(expect_invalid("[{\"op\":\"merge\",\"path\":\"/a\",\"value\":[1]}]", 0, "the value of a merge must be an object"));
+	CHECK(expect_invalid("[{\"op\":\"merge\",\"path\":\"/a\",\"value\":{\"$literal\":3}}]", 0, "the value of a merge must be an object"));
+}
+
+/* ---- effects as a whole ---- */
+
+static void
+test_effect_check(void)
+{
+	EsJson	   *e = J("[]");
+	EsEngineError err;
+
+	CHECK(es_effect_check(e, &err) == ES_ENGINE_OK);
+	es_json_free(e);
+	CHECK(expect_invalid("{}", -1, "an effect must be an array of steps, not an object"));
+	CHECK(expect_invalid("[{\"op\":\"remove\",\"path\":\"/a\"},3]", 1, "a step must be an object, not a number"));
+	CHECK(expect_invalid("[{\"path\":\"/a\"}]", 0, "missing member \"op\""));
+	CHECK(expect_invalid("[{\"op\":1,\"path\":\"/a\"}]", 0, "member \"op\" must be a string"));
+	CHECK(expect_invalid("[{\"op\":\"upsert\",\"path\":\"/a\"}]", 0, "unrecognized op \"upsert\""));
+	CHECK(expect_invalid("[{\"op\":\"remove\",\"path\":\"/a\",\"value\":1}]", 0, "unexpected member \"value\" in a step \"remove\""));
+	CHECK(expect_invalid("[{\"op\":\"add\",\"path\":\"/a\",\"from\":\"/b\",\"value\":1}]", 0, "unexpected member \"from\""));
+	CHECK(expect_invalid("[{\"op\":\"add\",\"value\":1}]", 0, "missing member \"path\""));
+	CHECK(expect_invalid("[{\"op\":\"add\",\"path\":\"/a\"}]", 0, "missing member \"value\""));
+	CHECK(expect_invalid("[{\"op\":\"move\",\"path\":\"/a\"}]", 0, "missing member \"from\""));
+	CHECK(expect_invalid("[{\"op\":\"copy\",\"path\":\"/a\",\"from\":1}]", 0, "member \"from\" must be a string"));
+	CHECK(expect_invalid("[{\"op\":\"remove_where\",\"path\":\"/a\"}]", 0, "missing member \"where\""));
+	CHECK(expect_invalid("[{\"op\":\"exists\",\"path\":[\"a\"]}]", 0, "member \"path\" must be a string, not an array"));
+	/* op and path are reported */
+	{
+		EsJson	   *bad = J("[{\"op\":\"exists\",\"path\":\"/ok\"},{\"op\":\"absent\",\"path\":\"/bad~\"}]");
+
+		CHECK(es_effect_check(bad, &err) == ES_ENGINE_INVALID);
+		es_json_free(bad);
+		CHECK(err.step == 1);
+		CHECK(strcmp(err.op, "absent") == 0);
+		CHECK(strcmp(err.path, "/bad~") == 0);
+	}
+	/* the same refusals when applying an unchecked effect */
+	CHECK(expect_fail("{}", "[{\"op\":\"upsert\",\"path\":\"/a\"}]", "{}", INV, 0, "", "", "unrecognized op \"upsert\""));
+	CHECK(expect_fail("{}", "[{\"op\":\"exists\",\"path\":\"\"},{\"op\":\"remove\",\"path\":\"/a\",\"x\":1}]", "{}", INV, 1, "remove", "/a", "unexpected member \"x\""));
+	CHECK(expect_fail("{}", "{}", "{}", INV, -1, "", "", "must be an array"));
+}
+
+static void
+test_atomicity(void)
+{
+	/* the third step fails: the first two are undone, order included */
+	CHECK(expect_fail("{\"a\":1,\"b\":{\"x\":[1,2,3]},\"c\":3,\"d\":4}",
+					  "[{\"op\":\"remove\",\"path\":\"/b\"},{\"op\":\"add\",\"path\":\"/a\",\"value\":9},{\"op\":\"remove\",\"path\":\"/zz\"}]",
+					  "{}", REJ, 2, "remove", "/zz", "path \"/zz\" does not exist"));
+	CHECK(expect_fail("{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5}",
+					  "[{\"op\":\"remove\",\"path\":\"/b\"},{\"op\":\"remove\",\"path\":\"/d\"},{\"op\":\"remove\",\"path\":\"/a\"},{\"op\":\"add\",\"path\":\"/b\",\"value\":0},{\"op\":\"test\",\"path\":\"/c\",\"value\":0}]",
+					  "{}", REJ, 4, "test", "/c", "test failed"));
+	/* every kind of change, then a failure */
+	CHECK(expect_fail("{\"l\":[1,2,3,4],\"o\":{\"k\":{\"v\":1},\"j\":2},\"links\":{\"a\":{\"s\":1},\"b\":{\"s\":2},\"c\":{\"s\":1}}}",
+					  "[{\"op\":\"add\",\"path\":\"/l/1\",\"value\":9},"
+					  "{\"op\":\"remove\",\"path\":\"/l/0\"},"
+					  "{\"op\":\"replace\",\"path\":\"/l/0\",\"value\":8},"
+					  "{\"op\":\"move\",\"from\":\"/o/k\",\"path\":\"/l/-\"},"
+					  "{\"op\":\"copy\",\"from\":\"/l\",\"path\":\"/o/copy\"},"
+					  "{\"op\":\"merge\",\"path\":\"/o\",\"value\":{\"j\":null,\"n\":{\"a\":1}}},"
+					  "{\"op\":\"remove_where\",\"path\":\"/links\",\"where\":[{\"pointer\":\"/s\",\"equals\":1}]},"
+					  "{\"op\":\"remove_where\",\"path\":\"/l\",\"where\":[{\"pointer\":\"\",\"equals\":3}]},"
+					  "{\"op\":\"add\",\"path\":\"\",\"value\":{\"new\":true}},"
+					  "{\"op\":\"add\",\"path\":\"/new\",\"value\":false},"
+					  "{\"op\":\"absent\",\"path\":\"/new\"}]",
+					  "{}", REJ, 10, "absent", "/new", "already exists"));
+	/* the same without the failing step succeeds, and round-trips */
+	CHECK(expect_ok("{\"l\":[1,2,3,4],\"o\":{\"k\":{\"v\":1},\"j\":2},\"links\":{\"a\":{\"s\":1},\"b\":{\"s\":2},\"c\":{\"s\":1}}}",
+					"[{\"op\":\"add\",\"path\":\"/l/1\",\"value\":9},"
+					"{\"op\":\"remove\",\"path\":\"/l/0\"},"
+					"{\"op\":\"replace\",\"path\":\"/l/0\",\"value\":8},"
+					"{\"op\":\"move\",\"from\":\"/o/k\",\"path\":\"/l/-\"},"
+					"{\"op\":\"copy\",\"from\":\"/l\",\"path\":\"/o/copy\"},"
+					"{\"op\":\"merge\",\"path\":\"/o\",\"value\":{\"j\":null,\"n\":{\"a\":1}}},"
+					"{\"op\":\"remove_where\",\"path\":\"/links\",\"where\":[{\"pointer\":\"/s\",\"equals\":1}]},"
+					"{\"op\":\"remove_where\",\"path\":\"/l\",\"where\":[{\"pointer\":\"\",\"equals\":3}]}]",
+					"{}",
+					"{\"l\":[8,2,4,{\"v\":1}],\"o\":{\"copy\":[8,2,3,4,{\"v\":1}],\"n\":{\"a\":1}},\"links\":{\"b\":{\"s\":2}}}"));
+}
+
+static void
+test_error_truncation(void)
+{
+	/* a template expanding to a 5000-byte token: path and message are cut */
+	char	   *data = malloc(6000);
+	EsJson	   *state = J("{\"x\":{}}");
+	EsJson	   *eff = J("[{\"op\":\"remove\",\"path\":\"/x/{/k}\"}]");
+	EsJson	   *ev;
+	EsEngineError err;
+	size_t		i;
+	size_t		len;
+
+	strcpy(data, "{\"k\":\"");
+	len = strlen(data);
+	/* "é" is two bytes: a cut at an odd place must not split it */
+	for (i = 0; i < 2500; i++)
+	{
+		data[len++] = '\xc3';
+		data[len++] = '\xa9';
+	}
+	data[len++] = 'z';
+	strcpy(data + len, "\"}");
+	ev = make_event(data, "null");
+	CHECK(es_effect_apply(state, eff, ev, &err) == ES_ENGINE_REJECTED);
+	CHECK(strlen(err.path) < sizeof(err.path));
+	CHECK(strlen(err.path) > 900);
+	CHECK(strcmp(err.path + strlen(err.path) - 3, "...") == 0);
+	CHECK((((unsigned char) err.path[strlen(err.path) - 4]) & 0xC0) != 0xC0);
+	CHECK(strlen(err.message) < sizeof(err.message));
+	CHECK(strcmp(err.message + strlen(err.message) - 3, "...") == 0);
+	CHECK((((unsigned char) err.message[strlen(err.message) - 4]) & 0xC0) != 0xC0);
+	free(data);
+	es_json_free(state);
+	es_json_free(eff);
+	es_json_free(ev);
+}
+
+/*
+ * nested_arrays: n nested empty arrays, as text (malloc'd).
+ */
+static char *
+nested_arrays(int n)
+{
+	char	   *text = malloc(2 * (size_t) n + 1);
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		text[i] = '[';
+		text[2 * n - 1 - i] = ']';
+	}
+	text[2 * n] = '\0';
+	return text;
+}
+
+static void
+test_depth_limits(void)
+{
+	char	   *d999 = nested_arrays(999);
+	char	   *d997 = nested_arrays(997);
+	char	   *d998 = nested_arrays(998);
+	char	   *buf = malloc(10000);
+	EsJson	   *state;
+	EsJson	   *e;
+	EsJson	   *ev;
+	EsEngineError err;
+	char	   *s;
+
+	/* a value that would make the state deeper than the limit is refused */
+	sprintf(buf, "{\"v\":%s}", d998);
+	state = J("{}");
+	e = J("[{\"op\":\"add\",\"path\":\"/a\",\"value\":{\"$data\":\"/v\"}},{\"op\":\"add\",\"path\":\"/b\",\"value\":{\"c\":{\"d\":{\"$data\":\"/v\"}}}}]");
+	ev = make_event(buf, "null");
+	CHECK(es_effect_check(e, &err) == ES_ENGINE_OK);
+	CHECK(es_effect_apply(state, e, ev, &err) == ES_ENGINE_REJECTED);
+	CHECK(err.step == 1);
+	CHECK(strstr(err.message, "deeper than 1000") != NULL);
+	s = dump(state);
+	CHECK(strcmp(s, "{}") == 0);
+	free(s);
+	es_json_free(state);
+	es_json_free(e);
+	es_json_free(ev);
+	/* effects themselves are documents: a value 999 deep does not parse */
+	sprintf(buf, "[{\"op\":\"add\",\"path\":\"/a\",\"value\":%s}]", d999);
+	CHECK(es_json_parse(buf, strlen(buf), &err) == NULL);
+	/* copy and move: 3 tokens + 997 levels fit, 3 + 998 do not */
+	sprintf(buf, "{\"a\":%s,\"b\":{\"c\":{}}}", d997);
+	CHECK(expect_ok(buf, "[{\"op\":\"copy\",\"from\":\"/a\",\"path\":\"/b/c/x\"},{\"op\":\"remove\",\"path\":\"/b/c/x\"}]", "{}", buf));
+	sprintf(buf, "{\"a\":%s,\"b\":{\"c\":{}}}", d998);
+	CHECK(expect_fail(buf, "[{\"op\":\"copy\",\"from\":\"/a\",\"path\":\"/b/c/x\"}]", "{}", REJ, 0, "copy", "/b/c/x", "deeper than 1000"));
+	CHECK(expect_fail(buf, "[{\"op\":\"move\",\"from\":\"/a\",\"path\":\"/b/c/x\"}]", "{}", REJ, 0, "move", "/b/c/x", "deeper than 1000"));
+	{
+		char	   *data = malloc(strlen(d998) + 20);
+
+		sprintf(data, "{\"v\":%s}", d998);
+		CHECK(expect_fail("{\"b\":{\"c\":{}}}", "[{\"op\":\"merge\",\"path\":\"/b/c\",\"value\":{\"x\":{\"$data\":\"/v\"}}}]", data, REJ, 0, "merge", "/b/c", "deeper than 1000"));
+		/* a test value deeper than the state can be never matches */
+		CHECK(expect_fail("{\"b\":{\"c\":{}}}", "[{\"op\":\"test\",\"path\":\"/b/c\",\"value\":{\"x\":{\"y\":{\"$data\":\"/v\"}}}}]", data, REJ, 0, "test", "/b/c", "test failed at \"/b/c\""));
+		free(data);
+	}
+	free(d999);
+	free(d997);
+	free(d998);
+	free(buf);
+}
+
+/* ---- plain patches and their inverses ---- */
+
+/*
+ * patch_round_trip: applies patch to doc, expects the result expected, then
+ * applies the inverse and expects doc back.
+ */
+static bool
+patch_round_trip(int line, const char *doc, const char *patch,
+				 const char *expected)
+{
+	EsJson	   *before = J(doc);
+	EsJson	   *d = J(doc);
+	EsJson	   *p = J(patch);
+	EsJson	   *inverse = NULL;
+	EsEngineError err;
+	bool		ok = true;
+	char	   *s;
+
+	if (es_patch_apply(d, p, &err) != ES_ENGINE_OK)
+	{
+		printf("    line %d: patch failed: %s\n", line, err.message);
+		ok = false;
+	}
+	s = dump(d);
+	if (ok && strcmp(s, expected) != 0)
+	{
+		printf("    line %d: got %s, expected %s\n", line, s, expected);
+		ok = false;
+	}
+	free(s);
+	if (ok && es_patch_inverse(before, p, &inverse, &err) != ES_ENGINE_OK)
+	{
+		printf("    line %d: inverse failed: %s\n", line, err.message);
+		ok = false;
+	}
+	if (ok && (es_patch_apply(d, inverse, &err) != ES_ENGINE_OK ||
+			   !es_json_equal(d, before)))
+	{
+		s = dump(inverse);
+		printf("    line %d: inverse %s does not restore %s\n", line, s, doc);
+		free(s);
+		ok = false;
+	}
+	es_json_free(before);
+	es_json_free(d);
+	es_json_free(p);
+	es_json_free(inverse);
+	return ok;
+}
+
+#define ROUND_TRIP(d, p, x) patch_round_trip(__LINE__, d, p, x)
+
+static void
+test_patch_inverse(void)
+{
+	EsJson	   *doc;
+	EsJson	   *p;
+	EsJson	   *inv;
+	EsEngineError err;
+	char	   *s;
+
+	CHECK(ROUND_TRIP("{\"a\":1}", "[{\"op\":\"add\",\"path\":\"/b\",\"value\":2}]", "{\"a\":1,\"b\":2}"));
+	CHECK(ROUND_TRIP("{\"a\":1}", "[{\"op\":\"add\",\"path\":\"/a\",\"value\":2}]", "{\"a\":2}"));
+	CHECK(ROUND_TRIP("{\"l\":[1,2]}", "[{\"op\":\"add\",\"path\":\"/l/-\",\"value\":3},{\"op\":\"add\",\"path\":\"/l/0\",\"value\":0}]", "{\"l\":[0,1,2,3]}"));
+	CHECK(ROUND_TRIP("{\"a\":{\"x\":[1]},\"b\":2}", "[{\"op\":\"remove\",\"path\":\"/a\"}]", "{\"b\":2}"));
+	CHECK(ROUND_TRIP("{\"l\":[1,2,3]}", "[{\"op\":\"remove\",\"path\":\"/l/1\"}]", "{\"l\":[1,3]}"));
+	CHECK(ROUND_TRIP("{\"a\":1}", "[{\"op\":\"replace\",\"path\":\"/a\",\"value\":{\"b\":[]}}]", "{\"a\":{\"b\":[]}}"));
+	CHECK(ROUND_TRIP("{\"a\":1,\"b\":2}", "[{\"op\":\"move\",\"from\":\"/a\",\"path\":\"/b\"}]", "{\"b\":1}"));
+	CHECK(ROUND_TRIP("{\"l\":[0,1,2,3]}", "[{\"op\":\"move\",\"from\":\"/l/0\",\"path\":\"/l/-\"}]", "{\"l\":[1,2,3,0]}"));
+	CHECK(ROUND_TRIP("{\"a\":{\"b\":1},\"c\":2}", "[{\"op\":\"move\",\"from\":\"/a\",\"path\":\"\"}]", "{\"b\":1}"));
+	CHECK(ROUND_TRIP("{\"a\":[1]}", "[{\"op\":\"copy\",\"from\":\"/a\",\"path\":\"/b\"}]", "{\"a\":[1],\"b\":[1]}"));
+	CHECK(ROUND_TRIP("{\"a\":[1]}", "[{\"op\":\"test\",\"path\":\"/a/0\",\"value\":1}]", "{\"a\":[1]}"));
+	CHECK(ROUND_TRIP("{\"a\":1}", "[{\"op\":\"replace\",\"path\":\"\",\"value\":{\"z\":0}}]", "{\"z\":0}"));
+	CHECK(ROUND_TRIP("[1,2]", "[{\"op\":\"add\",\"path\":\"\",\"value\":[3]}]", "[3]"));
+	CHECK(ROUND_TRIP("{\"a\":1}", "[]", "{\"a\":1}"));
+	/* sequences where later ops see the effect of earlier ones */
+	CHECK(ROUND_TRIP("{\"a\":{\"x\":1}}",
+					 "[{\"op\":\"add\",\"path\":\"/a/y\",\"value\":2},{\"op\":\"move\",\"from\":\"/a/x\",\"path\":\"/a/y\"},{\"op\":\"copy\",\"from\":\"/a\",\"path\":\"/b\"},{\"op\":\"remove\",\"path\":\"/a\"}]",
+					 "{\"b\":{\"y\":1}}"));
+	/* the inverse of an add of a new member is a remove */
+	doc = J("{\"a\":1}");
+	p = J("[{\"op\":\"add\",\"path\":\"/b\",\"value\":2},{\"op\":\"replace\",\"path\":\"/a\",\"value\":3}]");
+	CHECK(es_patch_inverse(doc, p, &inv, &err) == ES_ENGINE_OK);
+	s = dump(inv);
+	CHECK(strcmp(s, "[{\"op\":\"replace\",\"path\":\"/a\",\"value\":1},{\"op\":\"remove\",\"path\":\"/b\"}]") == 0);
+	free(s);
+	es_json_free(inv);
+	es_json_free(p);
+	/* a patch that does not apply has no inverse, and doc_before is intact */
+	p = J("[{\"op\":\"add\",\"path\":\"/b\",\"value\":2},{\"op\":\"remove\",\"path\":\"/zz\"}]");
+	CHECK(es_patch_inverse(doc, p, &inv, &err) == ES_ENGINE_REJECTED);
+	CHECK(inv == NULL);
+	CHECK(err.step == 1);
+	s = dump(doc);
+	CHECK(strcmp(s, "{\"a\":1}") == 0);
+	free(s);
+	es_json_free(p);
+	/* plain patches have no extensions and no templates */
+	p = J("[{\"op\":\"merge\",\"path\":\"\",\"value\":{}}]");
+	CHECK(es_patch_apply(doc, p, &err) == ES_ENGINE_INVALID);
+	CHECK(strstr(err.message, "unrecognized patch operation \"merge\"") != NULL);
+	es_json_free(p);
+	p = J("[{\"op\":\"add\",\"path\":\"/{x}\",\"value\":{\"$data\":\"/a\"}}]");
+	CHECK(es_patch_apply(doc, p, &err) == ES_ENGINE_OK);
+	s = dump(doc);
+	CHECK(strcmp(s, "{\"a\":1,\"{x}\":{\"$data\":\"/a\"}}") == 0);
+	free(s);
+	es_json_free(p);
+	p = J("[{\"op\":\"add\",\"path\":\"/c\"}]");
+	CHECK(es_patch_apply(doc, p, &err) == ES_ENGINE_INVALID);
+	CHECK(strstr(err.message, "missing member \"value\"") != NULL);
+	es_json_free(p);
+	p = J("{}");
+	CHECK(es_patch_apply(doc, p, &err) == ES_ENGINE_INVALID);
+	es_json_free(p);
+	es_json_free(doc);
+}
+
+static void
+test_effect_resolve(void)
+{
+	EsJson	   *state = J("{\"modules\":{\"m1\":{\"x\":1},\"m2\":{}},\"links\":{\"l1\":{\"source\":\"m1\"},\"l2\":{\"source\":\"m2\"}},\"l\":[1,2,1]}");
+	EsJson	   *eff = J("[{\"op\":\"exists\",\"path\":\"/modules/{/id}\"},"
+						"{\"op\":\"remove\",\"path\":\"/modules/{/id}\"},"
+						"{\"op\":\"remove_where\",\"path\":\"/links\",\"where\":[{\"pointer\":\"/source\",\"equals\":{\"$data\":\"/id\"}}]},"
+						"{\"op\":\"remove_where\",\"path\":\"/l\",\"where\":[{\"pointer\":\"\",\"equals\":1}]},"
+						"{\"op\":\"merge\",\"path\":\"/modules/m2\",\"value\":{\"by\":{\"$event\":\"username\"}}}]");
+	EsJson	   *ev = make_event("{\"id\":\"m1\"}", "null");
+	EsJson	   *patch = NULL;
+	EsJson	   *copy = es_json_copy(state);
+	EsEngineError err;
+	char	   *s;
+
+	CHECK(es_effect_resolve(eff, ev, state, &patch, &err) == ES_ENGINE_OK);
+	s = dump(patch);
+	CHECK(strcmp(s, "[{\"op\":\"remove\",\"path\":\"/modules/m1\"},"
+				 "{\"op\":\"remove\",\"path\":\"/links/l1\"},"
+				 "{\"op\":\"remove\",\"path\":\"/l/2\"},"
+				 "{\"op\":\"remove\",\"path\":\"/l/0\"},"
+				 "{\"op\":\"add\",\"path\":\"/modules/m2/by\",\"value\":\"alice\"}]") == 0);
+	free(s);
+	/* the state given is not changed */
+	CHECK(es_json_equal(state, copy));
+	es_json_free(patch);
+	/* es_effect_apply_resolve: the same patch, applied in place */
+	CHECK(es_effect_apply_resolve(copy, eff, ev, &patch, &err) == ES_ENGINE_OK);
+	CHECK(patch != NULL);
+	s = dump(copy);
+	CHECK(strcmp(s, "{\"modules\":{\"m2\":{\"by\":\"alice\"}},\"links\":{\"l2\":{\"source\":\"m2\"}},\"l\":[2]}") == 0);
+	free(s);
+	es_json_free(patch);
+	/* a failure gives no patch */
+	CHECK(es_effect_apply_resolve(copy, eff, ev, &patch, &err) == ES_ENGINE_REJECTED);
+	CHECK(patch == NULL);
+	CHECK(err.step == 0 && strcmp(err.op, "exists") == 0);
+	es_json_free(state);
+	es_json_free(eff);
+	es_json_free(ev);
+	es_json_free(copy);
+}
+
+/* ---- schema ---- */
+
+static bool
+schema_invalid_at(int line, const char *schema, const char *msg)
+{
+	EsJson	   *s = J(schema);
+	EsEngineError err;
+	EsEngineStatus st = es_schema_check(s, &err);
+
+	es_json_free(s);
+	if (st != ES_ENGINE_INVALID || strstr(err.message, msg) == NULL)
+	{
+		printf("    line %d: check gave %d: %s\n", line, st, st ? err.message : "");
+		return false;
+	}
+	return true;
+}
+
+static bool
+schema_validate_at(int line, const char *schema, const char *data,
+				   EsEngineStatus want, const char *path, const char *msg)
+{
+	EsJson	   *s = J(schema);
+	EsJson	   *d = J(data);
+	EsEngineError err;
+	EsEngineStatus st = es_schema_validate(s, d, &err);
+	bool		ok = true;
+
+	if (st != want ||
+		(st != ES_ENGINE_OK && (strcmp(err.path, path) != 0 ||
+								strstr(err.message, msg) == NULL)))
+	{
+		printf("    line %d: validate gave %d: path \"%s\": %s\n", line, st,
+			   st ? err.path : "", st ? err.message : "");
+		ok = false;
+	}
+	es_json_free(s);
+	es_json_free(d);
+	return ok;
+}
+
+#define SCHEMA_INVALID(s, m) schema_invalid_at(__LINE__, s, m)
+#define SCHEMA_OK(s, d) schema_validate_at(__LINE__, s, d, ES_ENGINE_OK, "", "")
+#define SCHEMA_REJECTS(s, d, p, m) schema_validate_at(__LINE__, s, d, ES_ENGINE_REJECTED, p, m)
+
+static void
+test_schema(void)
+{
+	const char *module_add = "{\"type\":\"object\",\"required\":[\"moduleId\",\"module\"],"
+		"\"properties\":{\"moduleId\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":3},"
+		"\"module\":{\"type\":\"object\"},"
+		"\"position\":{\"type\":\"object\",\"required\":[\"x\",\"y\"],\"properties\":{\"x\":{\"type\":\"number\"},\"y\":{\"type\":\"integer\"}}},"
+		"\"kind\":{\"enum\":[\"task\",\"block\",1]},"
+		"\"tags\":{\"type\":\"array\",\"items\":{\"type\":[\"string\",\"null\"]}}},"
+		"\"additionalProperties\":false,\"title\":\"module_add\",\"description\":\"adds a module\"}";
+
+	CHECK(SCHEMA_OK(module_add, "{\"moduleId\":\"m1\",\"module\":{},\"position\":{\"x\":1.5,\"y\":2},\"kind\":\"task\",\"tags\":[\"a\",null]}"));
+	CHECK(SCHEMA_OK(module_add, "{\"moduleId\":\"\xc3\xa9\xc3\xa9\xc3\xa9\",\"module\":{},\"position\":{\"x\":1,\"y\":2.0},\"kind\":1}"));
+	CHECK(SCHEMA_REJECTS(module_add, "{\"module\":{}}", "", "required member \"moduleId\" is missing at \"\""));
+	CHECK(SCHEMA_REJECTS(module_add, "{\"moduleId\":\"m1\",\"module\":{},\"position\":{\"x\":\"1\",\"y\":2}}",
+						 "/position/x", "\"/position/x\" must be a number, not a string"));
+	CHECK(SCHEMA_REJECTS(module_add, "{\"moduleId\":\"m1\",\"module\":{},\"position\":{\"x\":1,\"y\":2.5}}",
+						 "/position/y", "\"/position/y\" must be an integer, not a number with a fraction"));
+	CHECK(SCHEMA_REJECTS(module_add, "{\"moduleId\":\"m1\",\"module\":{},\"position\":{\"x\":1}}",
+						 "/position", "required member \"y\" is missing at \"/position\""));
+	CHECK(SCHEMA_REJECTS(module_add, "{\"moduleId\":\"m1\",\"module\":[]}", "/module", "\"/module\" must be an object, not an array"));
+	CHECK(SCHEMA_REJECTS(module_add, "{\"moduleId\":\"m1\",\"module\":{},\"extra\":1}", "", "member \"extra\" is not allowed at \"\""));
+	CHECK(SCHEMA_REJECTS(module_add, "{\"moduleId\":\"m1\",\"module\":{},\"kind\":\"play\"}", "/kind", "must be one of the values of its enum"));
+	CHECK(SCHEMA_REJECTS(module_add, "{\"moduleId\":\"m1\",\"module\":{},\"tags\":[\"a\",3]}", "/tags/1", "\"/tags/1\" must be a string or null, not a number"));
+	CHECK(SCHEMA_REJECTS(module_add, "{\"moduleId\":\"\",\"module\":{}}", "/moduleId", "must have at least 1 characters"));
+	CHECK(SCHEMA_REJECTS(module_add, "{\"moduleId\":\"abcd\",\"module\":{}}", "/moduleId", "must have at most 3 characters"));
+	CHECK(SCHEMA_REJECTS(module_add, "[]", "", "\"\" must be an object, not an array"));
+	CHECK(SCHEMA_REJECTS("{\"properties\":{\"a/b\":{\"type\":\"null\"}}}", "{\"a/b\":1}", "/a~1b", "must be null, not a number"));
+	CHECK(SCHEMA_REJECTS("{\"type\":[\"object\",\"array\",\"boolean\"]}", "1", "", "must be an object, an array or a boolean, not a number"));
+	CHECK(SCHEMA_OK("{}", "{\"anything\":[1]}"));
+	CHECK(SCHEMA_INVALID("{\"type\":\"objet\"}", "schema keyword \"type\" at \"\""));
+	CHECK(SCHEMA_INVALID("{\"requried\":[\"a\"]}", "schema keyword \"requried\" at \"\" is not supported"));
+	CHECK(SCHEMA_INVALID("{\"properties\":{\"a\":{\"type\":\"string\",\"pattern\":\"x\"}}}", "schema keyword \"pattern\" at \"/properties/a\" is not supported"));
+	CHECK(SCHEMA_INVALID("{\"required\":\"a\"}", "must be an array of strings"));
+	CHECK(SCHEMA_INVALID("{\"required\":[1]}", "must be an array of strings"));
+	CHECK(SCHEMA_INVALID("{\"additionalProperties\":{}}", "must be a boolean"));
+	CHECK(SCHEMA_INVALID("{\"enum\":[]}", "must be a non-empty array"));
+	CHECK(SCHEMA_INVALID("{\"type\":[]}", "must not be an empty array"));
+	CHECK(SCHEMA_INVALID("{\"items\":{\"minLength\":-1}}", "at \"/items\" must be a non-negative integer"));
+	CHECK(SCHEMA_INVALID("{\"properties\":[]}", "must be an object of schemas"));
+	CHECK(SCHEMA_INVALID("[]", "a schema must be an object"));
+	CHECK(SCHEMA_INVALID("{\"properties\":{\"a\":true}}", "a schema must be an object, not a boolean at \"/properties/a\""));
+	/* validating with an invalid schema */
+	{
+		EsJson	   *s = J("{\"typo\":1}");
+		EsJson	   *d = J("{}");
+		EsEngineStatus st = es_schema_validate(s, d, NULL);
+
+		es_json_free(s);
+		es_json_free(d);
+		CHECK(st == ES_ENGINE_INVALID);
+	}
+}
+
+/* ---- the playbook vocabulary ---- */
+
+static const char *const playbook_effects[][2] = {
+	{"module_add",
+		"[{\"op\":\"merge\",\"path\":\"\",\"value\":{\"modules\":{},\"links\":{}}},"
+		"{\"op\":\"absent\",\"path\":\"/modules/{/moduleId}\"},"
+		"{\"op\":\"add\",\"path\":\"/modules/{/moduleId}\",\"value\":{\"$data\":\"/module\"}},"
+		"{\"op\":\"add\",\"path\":\"/modules/{/moduleId}/position\",\"value\":{\"$data\":\"/position\"}},"
+		"{\"op\":\"add\",\"path\":\"/modules/{/moduleId}/createdBy\",\"value\":{\"$event\":\"username\"}}]"},
+	{"module_move",
+		"[{\"op\":\"replace\",\"path\":\"/modules/{/moduleId}/position\",\"value\":{\"$data\":\"/position\"}}]"},
+	{"module_resize",
+		"[{\"op\":\"exists\",\"path\":\"/modules/{/moduleId}\"},"
+		"{\"op\":\"add\",\"path\":\"/modules/{/moduleId}/size\",\"value\":{\"width\":{\"$data\":\"/width\"},\"height\":{\"$data\":\"/height\"}}}]"},
+	{"module_config",
+		"[{\"op\":\"exists\",\"path\":\"/modules/{/moduleId}\"},"
+		"{\"op\":\"merge\",\"path\":\"/modules/{/moduleId}\",\"value\":{\"config\":{}}},"
+		"{\"op\":\"merge\",\"path\":\"/modules/{/moduleId}/config\",\"value\":{\"$data\":\"/config\"}}]"},
+	{"module_delete",
+		"[{\"op\":\"exists\",\"path\":\"/modules/{/moduleId}\"},"
+		"{\"op\":\"remove\",\"path\":\"/modules/{/moduleId}\"},"
+		"{\"op\":\"remove_where\",\"path\":\"/links\",\"where\":["
+		"{\"pointer\":\"/source\",\"equals\":{\"$data\":\"/moduleId\"}},"
+		"{\"pointer\":\"/target\",\"equals\":{\"$data\":\"/moduleId\"}}]}]"},
+	{"link_add",
+		"[{\"op\":\"exists\",\"path\":\"/modules/{/link/source}\"},"
+		"{\"op\":\"exists\",\"path\":\"/modules/{/link/target}\"},"
+		"{\"op\":\"absent\",\"path\":\"/links/{/linkId}\"},"
+		"{\"op\":\"add\",\"path\":\"/links/{/linkId}\",\"value\":{\"$data\":\"/link\"}}]"},
+	{"link_delete",
+		"[{\"op\":\"remove\",\"path\":\"/links/{/linkId}\"}]"},
+	{"play_add",
+		"[{\"op\":\"merge\",\"path\":\"\",\"value\":{\"plays\":{}}},"
+		"{\"op\":\"absent\",\"path\":\"/plays/{/playId}\"},"
+		"{\"op\":\"add\",\"path\":\"/plays/{/playId}\",\"value\":{\"$data\":\"/play\"}},"
+		"{\"op\":\"add\",\"path\":\"/plays/{/playId}/roles\",\"value\":[]}]"},
+	{"play_update",
+		"[{\"op\":\"merge\",\"path\":\"/plays/{/playId}\",\"value\":{\"$data\":\"/changes\"}}]"},
+	{"play_delete",
+		"[{\"op\":\"remove\",\"path\":\"/plays/{/playId}\"}]"},
+	{"variable_add",
+		"[{\"op\":\"exists\",\"path\":\"/plays/{/playId}\"},"
+		"{\"op\":\"merge\",\"path\":\"/plays/{/playId}\",\"value\":{\"variables\":{}}},"
+		"{\"op\":\"absent\",\"path\":\"/plays/{/playId}/variables/{/name}\"},"
+		"{\"op\":\"add\",\"path\":\"/plays/{/playId}/variables/{/name}\",\"value\":{\"$data\":\"/value\"}}]"},
+	{"variable_update",
+		"[{\"op\":\"replace\",\"path\":\"/plays/{/playId}/variables/{/name}\",\"value\":{\"$data\":\"/value\"}}]"},
+	{"variable_delete",
+		"[{\"op\":\"remove\",\"path\":\"/plays/{/playId}/variables/{/name}\"}]"},
+	{"role_add",
+		"[{\"op\":\"add\",\"path\":\"/plays/{/playId}/roles/-\",\"value\":{\"$data\":\"/role\"}}]"},
+	{"role_update",
+		"[{\"op\":\"replace\",\"path\":\"/plays/{/playId}/roles/{/index}\",\"value\":{\"$data\":\"/role\"}}]"},
+	{"role_delete",
+		"[{\"op\":\"remove\",\"path\":\"/plays/{/playId}/roles/{/index}\"}]"},
+	{"block_collapse",
+		"[{\"op\":\"exists\",\"path\":\"/modules/{/blockId}\"},"
+		"{\"op\":\"add\",\"path\":\"/modules/{/blockId}/collapsed\",\"value\":{\"$data\":\"/collapsed\"}}]"},
+	{"playbook_rename",
+		"[{\"op\":\"add\",\"path\":\"/name\",\"value\":{\"$data\":\"/name\"}}]"}
+};
+
+/*
+ * playbook_effect: the effect text of an event type of the playbook.
+ */
+static const char *
+playbook_effect(const char *type)
+{
+	size_t		i;
+
+	for (i = 0; i < sizeof(playbook_effects) / sizeof(playbook_effects[0]); i++)
+		if (strcmp(playbook_effects[i][0], type) == 0)
+			return playbook_effects[i][1];
+	abort();
+}
+
+/*
+ * playbook_step: applies one event of the playbook to state; true if the
+ * outcome is want.
+ */
+static bool
+playbook_step(int line, EsJson *state, const char *type, const char *data,
+			  EsEngineStatus want)
+{
+	EsJson	   *eff = J(playbook_effect(type));
+	EsJson	   *ev = make_event(data, "null");
+	EsEngineError err;
+	EsEngineStatus st;
+	EsJson	   *before = es_json_copy(state);
+	bool		ok;
+
+	st = es_effect_apply(state, eff, ev, &err);
+	ok = st == want;
+	if (!ok)
+		printf("    line %d: %s gave %d: step %d (%s) \"%s\": %s\n", line, type,
+			   st, err.step, err.op, err.path, st ? err.message : "");
+	if (ok && st == ES_ENGINE_OK)
+		ok = check_round_trips(before, state, eff, ev);
+	es_json_free(before);
+	es_json_free(eff);
+	es_json_free(ev);
+	return ok;
+}
+
+#define PB(state, type, data, want) playbook_step(__LINE__, state, type, data, want)
+
+static void
+test_playbook(void)
+{
+	EsJson	   *state = es_json_empty_object();
+	EsEngineError err;
+	size_t		i;
+	char	   *s;
+
+	for (i = 0; i < sizeof(playbook_effects) / sizeof(playbook_effects[0]); i++)
+	{
+		EsJson	   *e = J(playbook_effects[i][1]);
+		EsEngineStatus st = es_effect_check(e, &err);
+
+		es_json_free(e);
+		if (st != ES_ENGINE_OK)
+			printf("    %s: %s\n", playbook_effects[i][0], err.message);
+		CHECK(st == ES_ENGINE_OK);
+	}
+	CHECK(PB(state, "playbook_rename", "{\"name\":\"site.yml\"}", ES_ENGINE_OK));
+	CHECK(PB(state, "module_add", "{\"moduleId\":\"m1\",\"module\":{\"type\":\"task\",\"name\":\"apt\"},\"position\":{\"x\":100,\"y\":200}}", ES_ENGINE_OK));
+	CHECK(PB(state, "module_add", "{\"moduleId\":\"m2\",\"module\":{\"type\":\"task\"},\"position\":{\"x\":0,\"y\":0}}", ES_ENGINE_OK));
+	CHECK(PB(state, "module_add", "{\"moduleId\":\"m3\",\"module\":{\"type\":\"block\"},\"position\":{\"x\":5,\"y\":5}}", ES_ENGINE_OK));
+	CHECK(PB(state, "module_add", "{\"moduleId\":\"m1\",\"module\":{},\"position\":{}}", ES_ENGINE_REJECTED));
+	CHECK(PB(state, "module_move", "{\"moduleId\":\"m2\",\"position\":{\"x\":10,\"y\":20}}", ES_ENGINE_OK));
+	CHECK(PB(state, "module_move", "{\"moduleId\":\"nope\",\"position\":{\"x\":10,\"y\":20}}", ES_ENGINE_REJECTED));
+	CHECK(PB(state, "module_resize", "{\"moduleId\":\"m3\",\"width\":300,\"height\":200}", ES_ENGINE_OK));
+	CHECK(PB(state, "module_config", "{\"moduleId\":\"m1\",\"config\":{\"pkg\":\"nginx\",\"state\":\"present\"}}", ES_ENGINE_OK));
+	CHECK(PB(state, "module_config", "{\"moduleId\":\"m1\",\"config\":{\"state\":null,\"update_cache\":true}}", ES_ENGINE_OK));
+	CHECK(PB(state, "link_add", "{\"linkId\":\"l1\",\"link\":{\"source\":\"m1\",\"target\":\"m2\"}}", ES_ENGINE_OK));
+	CHECK(PB(state, "link_add", "{\"linkId\":\"l2\",\"link\":{\"source\":\"m2\",\"target\":\"m3\"}}", ES_ENGINE_OK));
+	CHECK(PB(state, "link_add", "{\"linkId\":\"l3\",\"link\":{\"source\":\"m3\",\"target\":\"m1\"}}", ES_ENGINE_OK));
+	CHECK(PB(state, "link_add", "{\"linkId\":\"l4\",\"link\":{\"source\":\"m3\",\"target\":\"ghost\"}}", ES_ENGINE_REJECTED));
+	CHECK(PB(state, "link_add", "{\"linkId\":\"l1\",\"link\":{\"source\":\"m3\",\"target\":\"m2\"}}", ES_ENGINE_REJECTED));
+	CHECK(PB(state, "block_collapse", "{\"blockId\":\"m3\",\"collapsed\":true}", ES_ENGINE_OK));
+	CHECK(PB(state, "play_add", "{\"playId\":\"p1\",\"play\":{\"name\":\"web\",\"hosts\":\"all\",\"become\":false}}", ES_ENGINE_OK));
+	CHECK(PB(state, "play_update", "{\"playId\":\"p1\",\"changes\":{\"hosts\":\"web\",\"become\":null}}", ES_ENGINE_OK));
+	CHECK(PB(state, "variable_add", "{\"playId\":\"p1\",\"name\":\"port\",\"value\":80}", ES_ENGINE_OK));
+	CHECK(PB(state, "variable_add", "{\"playId\":\"p1\",\"name\":\"port\",\"value\":81}", ES_ENGINE_REJECTED));
+	CHECK(PB(state, "variable_update", "{\"playId\":\"p1\",\"name\":\"port\",\"value\":8080}", ES_ENGINE_OK));
+	CHECK(PB(state, "variable_add", "{\"playId\":\"p1\",\"name\":\"user\",\"value\":\"www\"}", ES_ENGINE_OK));
+	CHECK(PB(state, "variable_delete", "{\"playId\":\"p1\",\"name\":\"user\"}", ES_ENGINE_OK));
+	CHECK(PB(state, "role_add", "{\"playId\":\"p1\",\"role\":{\"name\":\"nginx\"}}", ES_ENGINE_OK));
+	CHECK(PB(state, "role_add", "{\"playId\":\"p1\",\"role\":{\"name\":\"certbot\"}}", ES_ENGINE_OK));
+	CHECK(PB(state, "role_update", "{\"playId\":\"p1\",\"index\":1,\"role\":{\"name\":\"acme\"}}", ES_ENGINE_OK));
+	CHECK(PB(state, "role_delete", "{\"playId\":\"p1\",\"index\":0}", ES_ENGINE_OK));
+	CHECK(PB(state, "role_delete", "{\"playId\":\"p1\",\"index\":5}", ES_ENGINE_REJECTED));
+	/* deleting m1 deletes l1 and l3 with it */
+	CHECK(PB(state, "module_delete", "{\"moduleId\":\"m1\"}", ES_ENGINE_OK));
+	CHECK(PB(state, "module_delete", "{\"moduleId\":\"m1\"}", ES_ENGINE_REJECTED));
+	CHECK(PB(state, "link_delete", "{\"linkId\":\"l3\"}", ES_ENGINE_REJECTED));
+	CHECK(PB(state, "link_delete", "{\"linkId\":\"l2\"}", ES_ENGINE_OK));
+	CHECK(PB(state, "play_add", "{\"playId\":\"p2\",\"play\":{}}", ES_ENGINE_OK));
+	CHECK(PB(state, "play_delete", "{\"playId\":\"p2\"}", ES_ENGINE_OK));
+	s = dump(state);
+	CHECK(strcmp(s, "{\"name\":\"site.yml\",\"modules\":{"
+				 "\"m2\":{\"type\":\"task\",\"position\":{\"x\":10,\"y\":20},\"createdBy\":\"alice\"},"
+				 "\"m3\":{\"type\":\"block\",\"position\":{\"x\":5,\"y\":5},\"createdBy\":\"alice\",\"size\":{\"width\":300,\"height\":200},\"collapsed\":true}},"
+				 "\"links\":{},"
+				 "\"plays\":{\"p1\":{\"name\":\"web\",\"hosts\":\"web\",\"roles\":[{\"name\":\"acme\"}],\"variables\":{\"port\":8080}}}}") == 0);
+	free(s);
+	es_json_free(state);
+}
+
+/* ---- scale ---- */
+
+/*
+ * now_seconds: a monotonic-enough clock for rough timings.
+ */
+static double
+now_seconds(void)
+{
+	return (double) clock() / CLOCKS_PER_SEC;
+}
+
+/*
+ * add_modules: applies module_add for modules from..to-1; the seconds taken.
+ */
+static double
+add_modules(EsJson *state, EsJson *eff, int from, int to, bool *ok)
+{
+	double		start = now_seconds();
+	int			i;
+	char		data[256];
+	EsEngineError err;
+
+	for (i = from; i < to; i++)
+	{
+		EsJson	   *ev;
+
+		snprintf(data, sizeof(data),
+				 "{\"moduleId\":\"m%d\",\"module\":{\"type\":\"task\",\"name\":\"n%d\"},\"position\":{\"x\":%d,\"y\":%d}}",
+				 i, i, i, i);
+		ev = make_event(data, "null");
+		if (es_effect_apply(state, eff, ev, &err) != ES_ENGINE_OK)
+		{
+			printf("    module %d: %s\n", i, err.message);
+			*ok = false;
+		}
+		es_json_free(ev);
+	}
+	return now_seconds() - start;
+}
+
+static void
+test_large_state(void)
+{
+	EsJson	   *state = es_json_empty_object();
+	EsJson	   *add = J(playbook_effect("module_add"));
+	EsJson	   *link = J(playbook_effect("link_add"));
+	EsJson	   *del = J(playbook_effect("module_delete"));
+	EsJson	   *fail = J("[{\"op\":\"remove\",\"path\":\"/modules/m1\"},{\"op\":\"remove\",\"path\":\"/modules/m2\"},{\"op\":\"remove\",\"path\":\"/nope\"}]");
+	EsJson	   *ev;
+	EsEngineError err;
+	bool		ok = true;
+	double		early;
+	double		late;
+	double		start;
+	char		data[256];
+	int			i;
+	char	   *before;
+	char	   *after;
+
+	early = add_modules(state, add, 0, 2000, &ok);
+	CHECK(ok);
+	(void) add_modules(state, add, 2000, 48000, &ok);
+	CHECK(ok);
+	late = add_modules(state, add, 48000, 50000, &ok);
+	CHECK(ok);
+	printf("    2000 module_add: %.3f s at 0 modules, %.3f s at 48000\n", early, late);
+	/* no quadratic behaviour: the cost of an event does not grow with n */
+	CHECK(late < early * 5 + 0.05);
+	/* links from every module to m0, then delete m0: one remove_where */
+	for (i = 1; i < 5000; i++)
+	{
+		snprintf(data, sizeof(data),
+				 "{\"linkId\":\"l%d\",\"link\":{\"source\":\"m%d\",\"target\":\"m0\"}}",
+				 i, i);
+		ev = make_event(data, "null");
+		CHECK(es_effect_apply(state, link, ev, &err) == ES_ENGINE_OK);
+		es_json_free(ev);
+	}
+	ev = make_event("{\"moduleId\":\"m0\"}", "null");
+	start = now_seconds();
+	CHECK(es_effect_apply(state, del, ev, &err) == ES_ENGINE_OK);
+	printf("    module_delete with 4999 links: %.3f s\n", now_seconds() - start);
+	es_json_free(ev);
+	/* a failing event on the large state: rolled back, cheaply */
+	before = dump(state);
+	start = now_seconds();
+	ev = make_event("{}", "null");
+	for (i = 0; i < 1000; i++)
+		if (es_effect_apply(state, fail, ev, &err) != ES_ENGINE_REJECTED)
+			ok = false;
+	es_json_free(ev);
+	CHECK(ok);
+	late = now_seconds() - start;
+	printf("    1000 rolled-back events: %.3f s\n", late);
+	CHECK(late < 2.0);
+	after = dump(state);
+	CHECK(strlen(before) == strlen(after));
+	free(before);
+	free(after);
+	es_json_free(state);
+	es_json_free(add);
+	es_json_free(link);
+	es_json_free(del);
+	es_json_free(fail);
+}
+
+/* ---- allocation failures ---- */
+
+static long alloc_budget = -1;
+
+/*
+ * failing_malloc: malloc that fails once alloc_budget allocations were made
+ * (never if it is negative).
+ */
+static void *
+failing_malloc(size_t size)
+{
+	if (alloc_budget == 0)
+		return NULL;
+	if (alloc_budget > 0)
+		alloc_budget--;
+	return malloc(size);
+}
+
+static void
+test_out_of_memory(void)
+{
+	const char *effect = playbook_effect("module_delete");
+	const char *state_text = "{\"modules\":{\"m1\":{\"a\":[1,2]},\"m2\":{}},\"links\":{\"l1\":{\"source\":\"m1\",\"target\":\"m2\"},\"l2\":{\"source\":\"m2\",\"target\":\"m1\"},\"l3\":{\"source\":\"m2\",\"target\":\"m2\"}}}";
+	const char *fail_effect = "[{\"op\":\"remove\",\"path\":\"/modules/m1\"},{\"op\":\"merge\",\"path\":\"/modules/m2\",\"value\":{\"x\":{\"y\":[1]}}},{\"op\":\"remove_where\",\"path\":\"/links\",\"where\":[{\"pointer\":\"/source\",\"equals\":\"m2\"}]},{\"op\":\"absent\",\"path\":\"/links/l1\"}]";
+	long		budget;
+	int			nomem = 0;
+	int			rejected_intact = 0;
+
+	json_set_alloc_funcs(failing_malloc, free);
+	for (budget = 0; budget < 400; budget++)
+	{
+		EsJson	   *state;
+		EsJson	   *eff;
+		EsJson	   *ev;
+		EsJson	   *patch = NULL;
+		EsEngineError err;
+		EsEngineStatus st;
+
+		alloc_budget = -1;
+		state = J(state_text);
+		eff = J(budget % 2 ? effect : fail_effect);
+		ev = make_event("{\"moduleId\":\"m1\"}", "null");
+		alloc_budget = budget / 2;
+		st = es_effect_apply_resolve(state, eff, ev, &patch, &err);
+		alloc_budget = -1;
+		CHECK(st == ES_ENGINE_OK || st == ES_ENGINE_NOMEM || st == ES_ENGINE_REJECTED);
+		if (st == ES_ENGINE_NOMEM)
+		{
+			nomem++;
+			CHECK(strcmp(err.message, "out of memory") == 0);
+		}
+		if (st == ES_ENGINE_REJECTED)
+		{
+			EsJson	   *orig = J(state_text);
+
+			CHECK(es_json_equal(state, orig));
+			rejected_intact++;
+			es_json_free(orig);
+		}
+		if (st != ES_ENGINE_OK)
+			CHECK(patch == NULL);
+		es_json_free(patch);
+		/* the other entry points under the same budget */
+		alloc_budget = budget / 2;
+		{
+			EsJson	   *copy = es_json_copy(state);
+			char	   *text = es_json_dump(state, NULL);
+			EsJson	   *parsed = text ? es_json_parse(text, strlen(text), &err) : NULL;
+			EsJson	   *inverse = NULL;
+			EsJson	   *p2 = NULL;
+
+			(void) es_effect_resolve(eff, ev, state, &p2, &err);
+			if (p2 && copy)
+				(void) es_patch_inverse(copy, p2, &inverse, &err);
+			if (p2 && copy)
+				(void) es_patch_apply(copy, p2, &err);
+			alloc_budget = -1;
+			es_json_free(copy);
+			es_json_free(parsed);
+			es_json_free(inverse);
+			es_json_free(p2);
+			free(text);
+		}
+		es_json_free(state);
+		es_json_free(eff);
+		es_json_free(ev);
+	}
+	json_set_alloc_funcs(malloc, free);
+	printf("    %d runs out of memory, %d rejected with the state intact\n",
+		   nomem, rejected_intact);
+	CHECK(nomem > 50);
+}
+
+/*
+ * main: runs every case; the last line is "N passed, N failed".
+ */
+int
+main(void)
+{
+	RUN(test_parse_dump);
+	RUN(test_parse_errors);
+	RUN(test_equal_copy);
+	RUN(test_op_add);
+	RUN(test_op_remove);
+	RUN(test_op_replace);
+	RUN(test_op_move);
+	RUN(test_op_copy);
+	RUN(test_op_test);
+	RUN(test_preconditions);
+	RUN(test_pointer_escapes);
+	RUN(test_templates);
+	RUN(test_template_check);
+	RUN(test_references);
+	RUN(test_reference_check);
+	RUN(test_remove_where);
+	RUN(test_merge);
+	RUN(test_effect_check);
+	RUN(test_atomicity);
+	RUN(test_error_truncation);
+	RUN(test_depth_limits);
+	RUN(test_patch_inverse);
+	RUN(test_effect_resolve);
+	RUN(test_schema);
+	RUN(test_playbook);
+	RUN(test_large_state);
+	RUN(test_out_of_memory);
+	return harness_summary();
+}
