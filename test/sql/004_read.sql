@@ -4,22 +4,7 @@
 --
 \i test/sql/include/expect_error.sql
 
--- wait until every transaction that wrote events so far has ended, so that
--- es_read_all (which returns only transactions older than the snapshot's
--- xmin) sees them whatever else the cluster runs (autovacuum, ...)
-CREATE PROCEDURE pg_temp.wait_for_readers()
-LANGUAGE plpgsql AS $$
-BEGIN
-    FOR i IN 1 .. 3000 LOOP
-        IF pg_snapshot_xmin(pg_current_snapshot())
-           > coalesce((SELECT max(transaction_id) FROM es.events), '0') THEN
-            RETURN;
-        END IF;
-        PERFORM pg_sleep(0.01);
-    END LOOP;
-    RAISE NOTICE 'events still held back after 30 s';
-END
-$$;
+\i test/sql/include/wait_for_readers.sql
 
 -- the events es_read_all returns after a position, as stream:sequence
 CREATE FUNCTION pg_temp.read_all(after bigint, max_count int DEFAULT NULL,

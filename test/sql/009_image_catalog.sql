@@ -6,21 +6,7 @@
 --
 \i test/sql/include/expect_error.sql
 
--- wait until every transaction that wrote events so far has ended (see
--- 004_read)
-CREATE PROCEDURE pg_temp.wait_for_readers()
-LANGUAGE plpgsql AS $$
-BEGIN
-    FOR i IN 1 .. 3000 LOOP
-        IF pg_snapshot_xmin(pg_current_snapshot())
-           > coalesce((SELECT max(transaction_id) FROM es.events), '0') THEN
-            RETURN;
-        END IF;
-        PERFORM pg_sleep(0.01);
-    END LOOP;
-    RAISE NOTICE 'events still held back after 30 s';
-END
-$$;
+\i test/sql/include/wait_for_readers.sql
 CALL pg_temp.wait_for_readers();
 SELECT coalesce((SELECT global_position
                    FROM es_read_all() WITH ORDINALITY AS r(
