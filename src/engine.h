@@ -13,8 +13,8 @@
  *
  * This header includes no PostgreSQL header and not <jansson.h> either
  * (jansson clashes with PostgreSQL's fmgrprotos.h); a document is an opaque
- * EsJson.  Only json_doc.c, json_pointer.c, json_patch.c, effect.c and
- * schema.c include jansson, through engine_int.h.
+ * EsJson.  Only json_doc.c, json_pointer.c, json_patch.c, effect.c,
+ * schema.c and event_doc.c include jansson, through engine_int.h.
  *
  * Documents
  * ---------
@@ -205,6 +205,40 @@ extern EsJson *es_json_copy(const EsJson *doc);
 extern void es_json_free(EsJson *doc);
 extern EsJson *es_json_empty_object(void);
 extern bool es_json_equal(const EsJson *a, const EsJson *b);
+
+/*
+ * Allocation and the event document (event_doc.c)
+ *
+ * es_json_set_allocator: every node of every document is allocated with
+ * alloc and released with release from now on (jansson's
+ * json_set_alloc_funcs; call it before any document exists).  alloc returns
+ * NULL when out of memory and must not jump out.  The engine's own scratch
+ * memory (undo logs, parsed pointers, text buffers, the text of
+ * es_json_dump) uses malloc; the engine never jumps out of a call, so all of
+ * it but the text returned is freed before the call returns.
+ *
+ * es_event_new: the event document an effect refers to ("event" of
+ * es_effect_apply) from the event's fields; data and metadata are JSON text
+ * (metadata NULL for a null), the strings are NUL-terminated UTF-8 or NULL
+ * for null (event_type must not be NULL).  NULL, with the reason in err, if
+ * data or metadata is not valid JSON or is nested too deeply, or when out of
+ * memory.
+ */
+typedef struct EsEventFields
+{
+	const char *data;
+	size_t		data_len;
+	const char *metadata;		/* NULL: null */
+	size_t		metadata_len;
+	long long	sequence_number;
+	const char *created_at;
+	const char *user_id;
+	const char *username;
+	const char *event_type;
+} EsEventFields;
+
+extern void es_json_set_allocator(void *(*alloc) (size_t), void (*release) (void *));
+extern EsJson *es_event_new(const EsEventFields *fields, EsEngineError *err);
 
 /*
  * Definitions (effect.c, schema.c), checked when registered: both return

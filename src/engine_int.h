@@ -19,7 +19,8 @@
  *					(shared by patches and effects), es_patch_*;
  *	 effect.c		the effect language: templates, references,
  *					preconditions, remove_where, merge;
- *	 schema.c		the schema subset.
+ *	 schema.c		the schema subset;
+ *	 event_doc.c	the event document, the allocator.
  *
  * Every change to a document goes through the es_mut_* functions of
  * json_patch.c, which log what they replace in an EsUndoLog; that is what

@@ -22,7 +22,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 SECONDS_TO_RUN=${1:-60}
 WORK=${ES_FUZZ_DIR:-/tmp/es_fuzz}
 JOBS=${ES_FUZZ_JOBS:-1}
-SRCS=(src/json_doc.c src/json_pointer.c src/json_patch.c src/effect.c src/schema.c)
+SRCS=(src/json_doc.c src/json_pointer.c src/json_patch.c src/effect.c src/schema.c src/event_doc.c)
 cd "$REPO"
 mkdir -p "$WORK/corpus"
 

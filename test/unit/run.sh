@@ -4,7 +4,7 @@
 # Usage: test/unit/run.sh
 #
 # Builds test/unit/test_engine.c with the engine sources (src/json_doc.c,
-# src/json_pointer.c, src/json_patch.c, src/effect.c, src/schema.c) using
+# src/json_pointer.c, src/json_patch.c, src/effect.c, src/schema.c, src/event_doc.c) using
 # gcc -std=c99 -Wall -Wextra -Werror, with AddressSanitizer and
 # UndefinedBehaviorSanitizer when the compiler supports them, and runs it.
 # The last line of output is always "N passed, N failed" (N = test cases);
@@ -13,7 +13,7 @@
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
-SRCS=(src/json_doc.c src/json_pointer.c src/json_patch.c src/effect.c src/schema.c)
+SRCS=(src/json_doc.c src/json_pointer.c src/json_patch.c src/effect.c src/schema.c src/event_doc.c)
 CC=${CC:-gcc}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
