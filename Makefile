@@ -12,14 +12,25 @@ EXTVERSION = $(shell grep default_version $(EXTENSION).control | \
 MODULE_big = eventsourcing
 OBJS = \
 	src/append.o \
+	src/definition.o \
+	src/engine_jsonb.o \
 	src/guc.o \
 	src/message.o \
 	src/notify.o \
 	src/query.o \
 	src/read.o \
 	src/relation.o \
+	src/replay.o \
+	src/state.o \
+	src/state_cache.o \
 	src/stream.o \
-	src/trigger.o
+	src/trigger.o \
+	src/effect.o \
+	src/event_doc.o \
+	src/json_doc.o \
+	src/json_patch.o \
+	src/json_pointer.o \
+	src/schema.o
 PGFILEDESC = "eventsourcing - event store with per-stream sequences"
 
 # install scripts only; a released script is never edited

@@ -526,7 +526,7 @@ es_value_resolve(const json_t *v, const EsEvent *ev, int depth, json_t **out,
 	{
 		const char *key;
 		json_t	   *member;
-		json_t	   *copy = json_object();
+		json_t	   *copy = es_new_object();
 
 		if (copy == NULL)
 			return es_nomem(err);
@@ -826,7 +826,7 @@ es_merge_value(json_t *pv, int depth)
 
 	if (!json_is_object(pv) || depth > ES_RECURSION_LIMIT)
 		return json_incref(pv);
-	copy = json_object();
+	copy = es_new_object();
 	if (copy == NULL)
 		return NULL;
 	json_object_foreach(pv, key, member)
@@ -1104,6 +1104,194 @@ es_effect_check(const EsJson *effect, EsEngineError *err)
 
 			status = es_where_parse(json_object_get(step, "where"), NULL,
 									&ptrs, &values, &work);
+		}
+	}
+	if (status != ES_ENGINE_OK && err)
+		*err = work;
+	return status;
+}
+
+/*
+ * es_schema_ref_check: checks the pointer text of a template (key) or of a
+ * "$data" reference against the schema of the data; what describes it in
+ * messages ("template \"{/x}\"", "reference {\"$data\": \"/x\"}").
+ */
+static EsEngineStatus
+es_schema_ref_check(const json_t *schema, const char *text, bool key,
+					const char *what, EsEngineError *err)
+{
+	EsPointer	ptr;
+	EsBuf		why;
+	EsSchemaFind found;
+	EsEngineStatus status = es_ptr_parse(text, &ptr, err);
+
+	if (status != ES_ENGINE_OK)
+		return status;
+	es_buf_init(&why);
+	found = es_schema_lookup(schema, &ptr, key, &why);
+	es_ptr_free(&ptr);
+	if (found != ES_SCHEMA_FOUND && (why.oom || why.data == NULL))
+		status = es_nomem(err);
+	else if (found == ES_SCHEMA_NOTHING)
+		status = es_error(err, ES_ENGINE_INVALID, "%s refers to nothing: %s",
+						  what, why.data);
+	else if (found == ES_SCHEMA_NOT_KEY)
+		status = es_error(err, ES_ENGINE_INVALID,
+						  "%s refers to a value that cannot be a string or an integer: %s",
+						  what, why.data);
+	es_buf_free(&why);
+	return status;
+}
+
+/*
+ * es_template_schema_check: checks every template of a path (checked by
+ * es_effect_check) against the schema.
+ */
+static EsEngineStatus
+es_template_schema_check(const json_t *schema, const char *text,
+						 EsEngineError *err)
+{
+	const char *p = text;
+
+	while ((p = strchr(p, '{')) != NULL)
+	{
+		const char *close = strchr(p, '}');
+		EsBuf		inner;
+		EsBuf		what;
+		EsEngineStatus status;
+
+		if (close == NULL)
+			break;
+		es_buf_init(&inner);
+		es_buf_init(&what);
+		es_buf_append(&inner, p + 1, (size_t) (close - p) - 1);
+		es_buf_appends(&what, "template \"");
+		es_buf_append(&what, p, (size_t) (close - p) + 1);
+		es_buf_appendc(&what, '"');
+		if (inner.oom || what.oom)
+			status = es_nomem(err);
+		else
+			status = es_schema_ref_check(schema, inner.data, true, what.data,
+										 err);
+		es_buf_free(&inner);
+		es_buf_free(&what);
+		if (status != ES_ENGINE_OK)
+			return status;
+		p = close + 1;
+	}
+	return ES_ENGINE_OK;
+}
+
+/*
+ * es_value_schema_check: checks every "$data" reference inside the value
+ * v (checked by es_effect_check) against the schema.
+ */
+static EsEngineStatus
+es_value_schema_check(const json_t *schema, const json_t *v, int depth,
+					  EsEngineError *err)
+{
+	bool		bad;
+	const char *ref = es_ref_key(v, &bad);
+	EsEngineStatus status = ES_ENGINE_OK;
+
+	if (depth > ES_RECURSION_LIMIT)
+		return ES_ENGINE_OK;
+	if (ref != NULL)
+	{
+		const json_t *arg = json_object_get(v, ref);
+
+		/* $meta and $event are not data; nothing in a $literal is resolved */
+		if (strcmp(ref, "$data") == 0 && json_is_string(arg))
+		{
+			EsBuf		what;
+
+			es_buf_init(&what);
+			es_buf_appends(&what, "reference ");
+			es_ref_describe(&what, ref, arg);
+			if (what.oom)
+				status = es_nomem(err);
+			else
+				status = es_schema_ref_check(schema, json_string_value(arg),
+											 false, what.data, err);
+			es_buf_free(&what);
+		}
+		return status;
+	}
+	if (json_is_object(v))
+	{
+		const char *key;
+		json_t	   *member;
+
+		json_object_foreach((json_t *) v, key, member)
+		{
+			status = es_value_schema_check(schema, member, depth + 1, err);
+			if (status != ES_ENGINE_OK)
+				return status;
+		}
+	}
+	else if (json_is_array(v))
+	{
+		size_t		i;
+
+		for (i = 0; i < json_array_size(v) && status == ES_ENGINE_OK; i++)
+			status = es_value_schema_check(schema, json_array_get(v, i),
+										   depth + 1, err);
+	}
+	return status;
+}
+
+/*
+ * es_effect_check_schema: see engine.h.
+ */
+EsEngineStatus
+es_effect_check_schema(const EsJson *effect, const EsJson *schema,
+					   EsEngineError *err)
+{
+	EsEngineError work;
+	size_t		i;
+	EsEngineStatus status;
+
+	if (schema == NULL)
+		return ES_ENGINE_OK;
+	status = es_effect_check(effect, err);
+	if (status == ES_ENGINE_OK)
+		status = es_schema_check(schema, err);
+	if (status != ES_ENGINE_OK)
+		return status;
+	for (i = 0; status == ES_ENGINE_OK && i < json_array_size(effect); i++)
+	{
+		const json_t *step = json_array_get(effect, i);
+		const EsOpSpec *spec;
+
+		es_error_clear(&work);
+		work.step = (i > (size_t) 0x7fffffff) ? -1 : (int) i;
+		status = es_step_shape(step, &spec, &work);
+		if (status == ES_ENGINE_OK && spec->from)
+		{
+			const char *from = json_string_value(json_object_get(step, "from"));
+
+			es_error_path(&work, from);
+			status = es_template_schema_check(schema, from, &work);
+		}
+		if (status == ES_ENGINE_OK)
+		{
+			const char *path = json_string_value(json_object_get(step, "path"));
+
+			es_error_path(&work, path);
+			status = es_template_schema_check(schema, path, &work);
+		}
+		if (status == ES_ENGINE_OK && spec->value)
+			status = es_value_schema_check(schema, json_object_get(step, "value"),
+										   0, &work);
+		if (status == ES_ENGINE_OK && spec->where)
+		{
+			const json_t *where = json_object_get(step, "where");
+			size_t		k;
+
+			for (k = 0; k < json_array_size(where) && status == ES_ENGINE_OK; k++)
+				status = es_value_schema_check(schema,
+											   json_object_get(json_array_get(where, k), "equals"),
+											   0, &work);
 		}
 	}
 	if (status != ES_ENGINE_OK && err)

@@ -241,6 +241,16 @@ extern void es_json_set_allocator(void *(*alloc) (size_t), void (*release) (void
 extern EsJson *es_event_new(const EsEventFields *fields, EsEngineError *err);
 
 /*
+ * es_event_stamp: sets the sequence number and created_at (NULL for null)
+ * of an event document, which an appended event gets only once its stream
+ * is locked.  ES_ENGINE_NOMEM when out of memory.
+ * es_event_data: the data of an event document (borrowed, not a copy).
+ */
+extern EsEngineStatus es_event_stamp(EsJson *event, long long sequence_number,
+									 const char *created_at, EsEngineError *err);
+extern const EsJson *es_event_data(const EsJson *event);
+
+/*
  * Definitions (effect.c, schema.c), checked when registered: both return
  * ES_ENGINE_INVALID, with the step, op, path and reason, for a malformed
  * definition.  What depends on the event (a template or a reference that
@@ -248,6 +258,39 @@ extern EsJson *es_event_new(const EsEventFields *fields, EsEngineError *err);
  */
 extern EsEngineStatus es_effect_check(const EsJson *effect, EsEngineError *err);
 extern EsEngineStatus es_schema_check(const EsJson *schema, EsEngineError *err);
+
+/*
+ * es_effect_check_schema: what the schema of the data tells of the effect,
+ * known when the definition is registered.  ES_ENGINE_OK if schema is NULL
+ * (the effect is not looked at then).  Otherwise the effect and the schema
+ * are checked first (es_effect_check, es_schema_check: their errors are
+ * returned as is), then every template {/ptr} of a "path" or "from" and
+ * every {"$data": ptr} reference of a "value" or an "equals" is followed
+ * through the schema along the tokens of ptr: a property listed in
+ * "properties" descends into its schema, an array index into "items".
+ * ES_ENGINE_INVALID, naming the step, op, path (as written: the "from" for
+ * a template of "from") and reason, if no data valid against the schema
+ * can have a value there:
+ *	- a property that is not listed where "additionalProperties" is false,
+ *	  e.g. template "{/moduleId}" refers to nothing: the schema of the data
+ *	  has no property "moduleId";
+ *	- a token below a value whose "type" allows neither object nor array,
+ *	  or a token that is not an array index below one that can only be an
+ *	  array;
+ * and, for a template only (which needs a string or an integer), if the
+ * schema makes the value something else: a "type" that allows none of
+ * string, integer and number, or an "enum" with no string and no integer.
+ * A level that does not say what is below it (no "properties" entry and no
+ * "additionalProperties": false for the token, no "items" for an index, or
+ * a type that allows both an object and an array with a schema for each)
+ * ends the walk: anything goes below.  "required" is not considered (a
+ * property that may be missing is only known missing when applying), nor
+ * are "$meta" and "$event" references, nor the "pointer" of a condition
+ * (relative to a member of the state).
+ */
+extern EsEngineStatus es_effect_check_schema(const EsJson *effect,
+											 const EsJson *schema,
+											 EsEngineError *err);
 
 /*
  * es_schema_validate: ES_ENGINE_REJECTED, naming the JSON pointer of the

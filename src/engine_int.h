@@ -36,6 +36,17 @@
 
 #include "engine.h"
 
+/*
+ * Never call jansson's json_object() by name.  In a backend, the postgres
+ * executable exports a function of the same name (the SQL function
+ * json_object), and the dynamic linker binds the engine's calls to it rather
+ * than to jansson's; jansson's own internal calls are bound inside
+ * libjansson and are safe.  json_pack("{}") makes an empty object through
+ * them.  The macro below turns a call by name into a compile error.
+ */
+#define es_new_object()		json_pack("{}")
+#define json_object()		ES_DO_NOT_CALL_json_object_SEE_engine_int_h
+
 #if defined(__GNUC__) || defined(__clang__)
 #define ES_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
@@ -200,5 +211,31 @@ extern EsEngineStatus es_ptr_fail(EsApply *a, const EsPointer *ptr,
 								  const EsPtrResult *res);
 extern EsEngineStatus es_log_op(json_t *log, const char *op, const char *from,
 								const char *path, const json_t *value);
+
+/* ---- schema.c ---- */
+
+/* what a checked schema says of the value at a pointer in valid data */
+typedef enum EsSchemaFind
+{
+	ES_SCHEMA_FOUND = 0,		/* valid data may have a usable value there */
+	ES_SCHEMA_NOTHING,			/* no valid data has a value there */
+	ES_SCHEMA_NOT_KEY			/* there is one, but never a string or an
+								 * integer (what a template needs) */
+} EsSchemaFind;
+
+/*
+ * es_schema_lookup: walks the checked schema along the tokens of ptr, as a
+ * value at ptr would be found in data valid against it: a declared property
+ * descends into its schema, an undeclared one is refused only under
+ * "additionalProperties": false, an array index descends into "items", and
+ * a "type" without object and array refuses any token.  A level that does
+ * not tell what is below (neither "properties" nor "items" for the token,
+ * or both possible) ends the walk with ES_SCHEMA_FOUND.  With key, the
+ * value found must be able to be a string or an integer ("type" and
+ * "enum").  The reason of a refusal is appended to why (which may run out
+ * of memory: the caller checks why->oom).
+ */
+extern EsSchemaFind es_schema_lookup(const json_t *schema, const EsPointer *ptr,
+									 bool key, EsBuf *why);
 
 #endif							/* ES_ENGINE_INT_H */

@@ -48,7 +48,7 @@ es_event_new(const EsEventFields *fields, EsEngineError *err)
 	json_t	   *metadata;
 
 	es_error_clear(&work);
-	event = json_object();
+	event = es_new_object();
 	if (event == NULL)
 		goto nomem;
 
@@ -85,4 +85,28 @@ fail:
 	if (err)
 		*err = work;
 	return NULL;
+}
+
+/*
+ * es_event_stamp: see engine.h.
+ */
+EsEngineStatus
+es_event_stamp(EsJson *event, long long sequence_number, const char *created_at,
+			   EsEngineError *err)
+{
+	json_t	   *seq = json_integer((json_int_t) sequence_number);
+
+	if (seq == NULL || json_object_set_new(event, "sequence_number", seq) != 0 ||
+		!set_text(event, "created_at", created_at))
+		return es_nomem(err);
+	return ES_ENGINE_OK;
+}
+
+/*
+ * es_event_data: see engine.h.
+ */
+const EsJson *
+es_event_data(const EsJson *event)
+{
+	return json_object_get(event, "data");
 }

@@ -50,11 +50,15 @@
 #include "access/htup.h"
 #include "access/tupdesc.h"
 #include "fmgr.h"
+#include "lib/ilist.h"
 #include "lib/stringinfo.h"
+#include "utils/datetime.h"
 #include "utils/jsonb.h"
 #include "utils/relcache.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
+
+#include "engine.h"
 
 /* limits of the public contract (README "Streams") */
 #define ES_STREAM_MAX_LEN		200
@@ -75,6 +79,12 @@
 #define ES_ERRCODE_WRONG_EXPECTED_VERSION	MAKE_SQLSTATE('4','0','S','0','1')
 /* 23S01: an event_id is reused with different content */
 #define ES_ERRCODE_EVENT_ID_CONFLICT		MAKE_SQLSTATE('2','3','S','0','1')
+/* 42S01: an event type without a definition in a category that has some */
+#define ES_ERRCODE_UNDEFINED_EVENT_TYPE		MAKE_SQLSTATE('4','2','S','0','1')
+/* 22S01: event data that does not match its event type's schema */
+#define ES_ERRCODE_SCHEMA_MISMATCH			MAKE_SQLSTATE('2','2','S','0','1')
+/* 23S02: an event whose effect cannot be applied to its stream's state */
+#define ES_ERRCODE_EFFECT_FAILED			MAKE_SQLSTATE('2','3','S','0','2')
 
 /*
  * Attribute numbers of es.events, in the order of the install script.  The
@@ -102,6 +112,13 @@
 #define Anum_es_streams_updated_at		5
 #define Natts_es_streams				5
 
+/* attribute numbers of es.event_types */
+#define Anum_es_event_types_category	1
+#define Anum_es_event_types_event_type	2
+#define Anum_es_event_types_effect		3
+#define Anum_es_event_types_schema		4
+#define Natts_es_event_types			5
+
 /* values of eventsourcing.notify */
 typedef enum EsNotifyMode
 {
@@ -112,6 +129,74 @@ typedef enum EsNotifyMode
 /* guc.c */
 extern int	es_notify_mode;
 extern int	es_max_event_size;
+extern int	es_snapshot_every;
+extern int	es_state_cache_size;	/* state_cache.c */
+
+/* definition.c: a category's definitions, cached per backend */
+typedef struct EsDefinition
+{
+	char		event_type[ES_NAME_MAX_LEN + 1];	/* hash key */
+	EsJson	   *effect;
+	EsJson	   *schema;			/* NULL if none */
+} EsDefinition;
+
+typedef struct EsCategoryDefinitions
+{
+	char		category[ES_CATEGORY_MAX_LEN + 1];	/* hash key */
+	int			ndefinitions;	/* 0: the category is not validated */
+	int64		hash;			/* of the event types and effects */
+	struct HTAB *types;			/* event type -> EsDefinition */
+} EsCategoryDefinitions;
+
+extern uint64 es_definitions_generation;
+extern void es_definitions_init(void);
+extern Oid	es_relation_oid(const char *relname);
+extern EsCategoryDefinitions *es_category_definitions(const char *category);
+extern EsDefinition *es_find_definition(EsCategoryDefinitions *defs,
+										const char *event_type);
+
+/* state_cache.c: a stream's state after one of its events */
+typedef struct EsState
+{
+	char		stream[ES_STREAM_MAX_LEN + 1];
+	int64		version;		/* the state is after this event */
+	EsJson	   *doc;
+	uint64		generation;		/* es_definitions_generation folded under */
+	MemoryContext cxt;			/* holds the entry and its document */
+	Size		size;			/* of cxt, while cached */
+	int			pins;
+	bool		cached;
+	bool		dirty;			/* includes events of this transaction */
+	dlist_node	lru_node;
+	dlist_node	dirty_node;
+} EsState;
+
+extern void es_state_cache_init(void);
+extern void es_state_cache_reset(void);
+extern EsState *es_state_get(const char *stream);
+extern EsState *es_state_new(const char *stream);
+extern void es_state_mark_dirty(EsState *st);
+extern void es_state_release(EsState *st, bool keep);
+
+/* state.c */
+extern EsState *es_state_at(const char *stream, EsCategoryDefinitions *defs,
+							int64 version, bool latest);
+extern EsJson *es_prepare_event(const char *stream, EsCategoryDefinitions *defs,
+								EsDefinition **def, const Datum *values,
+								const bool *isnull);
+extern void es_apply_event(const char *stream, EsCategoryDefinitions *defs,
+						   EsDefinition *def, EsJson *event, int64 version,
+						   TimestampTz created_at);
+extern void es_write_snapshot(EsState *st, EsCategoryDefinitions *defs);
+
+/* engine_jsonb.c */
+extern void es_engine_init(void);
+extern void es_engine_out_of_memory(void) pg_attribute_noreturn();
+extern char *es_engine_detail(const EsEngineError *err);
+extern EsJson *es_jsonb_to_engine(Jsonb *jb, EsEngineError *err);
+extern Jsonb *es_engine_to_jsonb(const EsJson *doc);
+extern EsJson *es_engine_event(const Datum *values, const bool *isnull,
+							   EsEngineError *err);
 
 /*
  * An event as it is announced: the fields of the event message of the
@@ -141,11 +226,22 @@ extern void es_event_message_from_row(EsEventMessage *ev, const Datum *values,
 									  const bool *isnull);
 extern void es_append_event_message(StringInfo buf, const EsEventMessage *ev,
 									bool with_data);
+/* room for es_utc_timestamp's text */
+#define ES_TIMESTAMP_BUFLEN		(MAXDATELEN + 2)
+extern void es_utc_timestamp(TimestampTz ts, char *str);
 
 /* query.c */
 struct _SPI_plan;
+typedef struct EsSavedUser
+{
+	Oid			userid;
+	int			sec_context;
+} EsSavedUser;
+
 extern void es_spi_connect(void);
 extern void es_spi_finish(void);
+extern void es_spi_connect_as_owner(Oid relid, EsSavedUser *saved);
+extern void es_spi_finish_as_owner(const EsSavedUser *saved);
 extern struct _SPI_plan *es_query_plan(struct _SPI_plan **plan,
 									   const char *query, int nargs,
 									   Oid *argtypes);

@@ -12,6 +12,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "fmgr.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -25,6 +27,9 @@ int			es_notify_mode = ES_NOTIFY_COMMIT;
 
 /* eventsourcing.max_event_size, in bytes */
 int			es_max_event_size = 1024 * 1024;
+
+/* eventsourcing.snapshot_every, in events */
+int			es_snapshot_every = 100;
 
 static const struct config_enum_entry es_notify_options[] = {
 	{"commit", ES_NOTIFY_COMMIT, false},
@@ -70,5 +75,37 @@ _PG_init(void)
 							NULL,
 							NULL);
 
+	DefineCustomIntVariable("eventsourcing.snapshot_every",
+							"Stores a snapshot of a stream's state every this many events.",
+							"Snapshots are written by the appending transaction, in "
+							"categories with event definitions; 0 turns them off.",
+							&es_snapshot_every,
+							100,
+							0,
+							INT_MAX,
+							PGC_SUSET,
+							0,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("eventsourcing.state_cache_size",
+							"Memory for each session's cache of recent stream states.",
+							"0 turns the cache off: every append and replay then folds "
+							"from the nearest snapshot.",
+							&es_state_cache_size,
+							16,
+							0,
+							MAX_KILOBYTES / 1024,
+							PGC_USERSET,
+							GUC_UNIT_MB,
+							NULL,
+							NULL,
+							NULL);
+
 	MarkGUCPrefixReserved("eventsourcing");
+
+	es_engine_init();
+	es_definitions_init();
+	es_state_cache_init();
 }

@@ -312,7 +312,7 @@ es_copy(const json_t *v, int depth, int *out_depth)
 				const char *key;
 				json_t	   *member;
 
-				copy = json_object();
+				copy = es_new_object();
 				if (copy == NULL)
 					return NULL;
 				/* json_object_foreach needs a non-const object */
@@ -785,7 +785,7 @@ es_json_free(EsJson *doc)
 EsJson *
 es_json_empty_object(void)
 {
-	return json_object();
+	return es_new_object();
 }
 
 /*

@@ -365,7 +365,7 @@ es_mut_contents(EsApply *a, json_t *container, json_t *contents)
 	}
 	if (json_is_object(container))
 	{
-		old = json_object();
+		old = es_new_object();
 		if (old == NULL || json_object_update(old, container) != 0)
 			goto nomem;
 	}
@@ -433,7 +433,7 @@ EsEngineStatus
 es_log_op(json_t *log, const char *op, const char *from, const char *path,
 		  const json_t *value)
 {
-	json_t	   *o = json_object();
+	json_t	   *o = es_new_object();
 
 	if (o == NULL)
 		return ES_ENGINE_NOMEM;

@@ -73,19 +73,22 @@ append_json_string_or_null(StringInfo buf, const char *str)
 }
 
 /*
- * Append a timestamp as a JSON string in UTC, ISO 8601 with a "Z".
+ * es_utc_timestamp
+ *		Write a timestamp in UTC, ISO 8601 with a "Z", into str (at least
+ *		MAXDATELEN + 2 bytes).
+ *
+ * This is the text of "timestamp" in event messages and of
+ * {"$event": "created_at"} in effects, whatever the session's TimeZone.
  */
-static void
-append_json_utc_timestamp(StringInfo buf, TimestampTz ts)
+void
+es_utc_timestamp(TimestampTz ts, char *str)
 {
 	struct pg_tm tm;
 	fsec_t		fsec;
-	char		str[MAXDATELEN + 1];
 
 	if (TIMESTAMP_NOT_FINITE(ts))
 	{
 		EncodeSpecialTimestamp(ts, str);
-		escape_json(buf, str);
 		return;
 	}
 
@@ -95,9 +98,7 @@ append_json_utc_timestamp(StringInfo buf, TimestampTz ts)
 				 errmsg("timestamp out of range")));
 
 	EncodeDateTime(&tm, fsec, false, 0, NULL, USE_XSD_DATES, str);
-	appendStringInfoChar(buf, '"');
-	appendStringInfoString(buf, str);
-	appendStringInfoString(buf, "Z\"");
+	strcat(str, "Z");
 }
 
 /*
@@ -111,6 +112,8 @@ void
 es_append_event_message(StringInfo buf, const EsEventMessage *ev,
 						bool with_data)
 {
+	char		timestamp[ES_TIMESTAMP_BUFLEN];
+
 	appendStringInfoString(buf, "{\"type\":\"event\",\"stream\":");
 	escape_json(buf, ev->stream);
 	appendStringInfo(buf,
@@ -132,7 +135,8 @@ es_append_event_message(StringInfo buf, const EsEventMessage *ev,
 	appendStringInfoString(buf, ",\"username\":");
 	append_json_string_or_null(buf, ev->username);
 	appendStringInfoString(buf, ",\"timestamp\":");
-	append_json_utc_timestamp(buf, ev->created_at);
+	es_utc_timestamp(ev->created_at, timestamp);
+	escape_json(buf, timestamp);
 	if (!with_data)
 		appendStringInfoString(buf, ",\"truncated\":true");
 	appendStringInfoChar(buf, '}');

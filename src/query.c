@@ -18,6 +18,9 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "miscadmin.h"
+#include "catalog/pg_class.h"
+#include "utils/syscache.h"
 #include "utils/snapmgr.h"
 
 #include "eventsourcing.h"
@@ -38,6 +41,46 @@ es_spi_finish(void)
 {
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
+}
+
+/*
+ * The owner of a relation.
+ */
+static Oid
+relation_owner(Oid relid)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	return owner;
+}
+
+/*
+ * es_spi_connect_as_owner / es_spi_finish_as_owner
+ *		Connect to SPI as the owner of a relation, as the referential
+ *		integrity triggers do, and back.  The extension's internal queries
+ *		run so wherever the rule they serve is the database's own
+ *		(validation, idempotency, states), not a privilege of the caller.
+ */
+void
+es_spi_connect_as_owner(Oid relid, EsSavedUser *saved)
+{
+	GetUserIdAndSecContext(&saved->userid, &saved->sec_context);
+	SetUserIdAndSecContext(relation_owner(relid),
+						   saved->sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_NOFORCE_RLS);
+	es_spi_connect();
+}
+
+void
+es_spi_finish_as_owner(const EsSavedUser *saved)
+{
+	es_spi_finish();
+	SetUserIdAndSecContext(saved->userid, saved->sec_context);
 }
 
 /*

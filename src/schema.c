@@ -491,3 +491,189 @@ es_schema_validate(const EsJson *schema, const EsJson *data,
 		*err = work;
 	return status;
 }
+
+/*
+ * es_schema_allows_type: true if the "type" keyword t (NULL when absent)
+ * lets a value have the type name; "number" lets it be an "integer".
+ */
+static bool
+es_schema_allows_type(const json_t *t, const char *name)
+{
+	size_t		n = json_is_array(t) ? json_array_size(t) : 1;
+	size_t		i;
+
+	if (t == NULL)
+		return true;
+	for (i = 0; i < n; i++)
+	{
+		const char *s = json_string_value(json_is_array(t) ? json_array_get(t, i) : t);
+
+		if (s == NULL)
+			continue;
+		if (strcmp(s, name) == 0 ||
+			(strcmp(name, "integer") == 0 && strcmp(s, "number") == 0))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * es_schema_where: appends the location of the first k tokens of ptr in the
+ * data, for messages: "the data" or the quoted pointer.
+ */
+static void
+es_schema_where(EsBuf *buf, const EsPointer *ptr, int k)
+{
+	size_t		end = (k <= 0) ? 0 : ptr->tok[k - 1].end;
+
+	if (end == 0)
+	{
+		es_buf_appends(buf, "the data");
+		return;
+	}
+	es_buf_appendc(buf, '"');
+	es_buf_append(buf, ptr->text, end);
+	es_buf_appendc(buf, '"');
+}
+
+/*
+ * es_schema_makes: appends "the schema of the data makes <where> <types>",
+ * the types that the "type" keyword t allows.
+ */
+static void
+es_schema_makes(EsBuf *buf, const EsPointer *ptr, int k, const json_t *t)
+{
+	size_t		n = json_is_array(t) ? json_array_size(t) : 1;
+	size_t		i;
+
+	es_buf_appends(buf, "the schema of the data makes ");
+	es_schema_where(buf, ptr, k);
+	es_buf_appendc(buf, ' ');
+	for (i = 0; i < n; i++)
+	{
+		const char *s = json_string_value(json_is_array(t) ? json_array_get(t, i) : t);
+
+		if (i > 0)
+			es_buf_appends(buf, i + 1 == n ? " or " : ", ");
+		es_buf_appends(buf, es_schema_type_article(s ? s : "null"));
+	}
+}
+
+/*
+ * es_schema_key_value: true if v, a value of an enum, can be what a
+ * template uses: a string or an integer (a real without fraction equals
+ * an integer that data may hold).
+ */
+static bool
+es_schema_key_value(const json_t *v)
+{
+	return json_is_string(v) || json_is_integer(v) ||
+		(json_is_real(v) && es_schema_type_matches("integer", v));
+}
+
+/*
+ * es_schema_lookup: see engine_int.h.
+ */
+EsSchemaFind
+es_schema_lookup(const json_t *schema, const EsPointer *ptr, bool key,
+				 EsBuf *why)
+{
+	const json_t *s = schema;
+	const json_t *t;
+	const json_t *e;
+	int			i;
+
+	for (i = 0; i < ptr->ntokens; i++)
+	{
+		const char *tok = ptr->tok[i].s;
+		const json_t *props = json_object_get(s, "properties");
+		const json_t *items = json_object_get(s, "items");
+		const json_t *next = NULL;
+		bool		obj;
+		bool		arr;
+		bool		open = false;
+		int			routes = 0;
+		size_t		index;
+
+		t = json_object_get(s, "type");
+		obj = es_schema_allows_type(t, "object");
+		arr = es_schema_allows_type(t, "array");
+		if (!obj && !arr)
+		{
+			es_schema_makes(why, ptr, i, t);
+			return ES_SCHEMA_NOTHING;
+		}
+		if (obj)
+		{
+			const json_t *sub = props ? json_object_get(props, tok) : NULL;
+
+			if (sub != NULL)
+			{
+				next = sub;
+				routes++;
+			}
+			else if (!json_is_false(json_object_get(s, "additionalProperties")))
+			{
+				open = true;
+				routes++;
+			}
+		}
+		if (arr && es_ptr_index(tok, &index))
+		{
+			if (items != NULL && next == NULL)
+				next = items;
+			else
+				open = true;
+			routes++;
+		}
+		if (routes == 0)
+		{
+			if (obj)
+			{
+				es_buf_appends(why, "the schema of the data has no property \"");
+				es_buf_appends(why, tok);
+				es_buf_appendc(why, '"');
+				if (i > 0)
+				{
+					es_buf_appends(why, " in ");
+					es_schema_where(why, ptr, i);
+				}
+			}
+			else
+			{
+				es_schema_makes(why, ptr, i, t);
+				es_buf_appends(why, ", and \"");
+				es_buf_appends(why, tok);
+				es_buf_appends(why, "\" is not an array index");
+			}
+			return ES_SCHEMA_NOTHING;
+		}
+		/* a level that does not tell what is below: anything goes */
+		if (open || routes > 1)
+			return ES_SCHEMA_FOUND;
+		s = next;
+	}
+	if (!key)
+		return ES_SCHEMA_FOUND;
+	t = json_object_get(s, "type");
+	if (t != NULL && !es_schema_allows_type(t, "string") &&
+		!es_schema_allows_type(t, "integer"))
+	{
+		es_schema_makes(why, ptr, ptr->ntokens, t);
+		return ES_SCHEMA_NOT_KEY;
+	}
+	e = json_object_get(s, "enum");
+	if (json_is_array(e))
+	{
+		size_t		k;
+
+		for (k = 0; k < json_array_size(e); k++)
+			if (es_schema_key_value(json_array_get(e, k)))
+				return ES_SCHEMA_FOUND;
+		es_buf_appends(why, "the enum of ");
+		es_schema_where(why, ptr, ptr->ntokens);
+		es_buf_appends(why, " in the schema of the data has no string or integer");
+		return ES_SCHEMA_NOT_KEY;
+	}
+	return ES_SCHEMA_FOUND;
+}

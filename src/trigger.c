@@ -53,29 +53,6 @@ static SPIPlanPtr plan_event_by_id = NULL;
 static SPIPlanPtr plan_event_xid = NULL;
 
 /*
- * Connect to SPI as the owner of es.events, for the lookups below.
- */
-static void
-begin_owner_queries(Relation rel, Oid *save_userid, int *save_sec_context)
-{
-	GetUserIdAndSecContext(save_userid, save_sec_context);
-	SetUserIdAndSecContext(rel->rd_rel->relowner,
-						   *save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_NOFORCE_RLS);
-	es_spi_connect();
-}
-
-/*
- * Disconnect from SPI and become the calling user again.
- */
-static void
-end_owner_queries(Oid save_userid, int save_sec_context)
-{
-	es_spi_finish();
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-}
-
-/*
  * Refuse a value for a column that the append trigger assigns.
  */
 static void
@@ -483,8 +460,10 @@ es_events_append_trigger(PG_FUNCTION_ARGS)
 	int64		global_position;
 	TimestampTz created_at = 0;
 	FullTransactionId fxid;
-	Oid			save_userid;
-	int			save_sec_context;
+	EsSavedUser saved;
+	EsCategoryDefinitions *defs;
+	EsDefinition *def = NULL;
+	EsJson	   *event = NULL;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -524,6 +503,11 @@ es_events_append_trigger(PG_FUNCTION_ARGS)
 
 	stream = values[Anum_es_events_stream - 1];
 	name = TextDatumGetCString(stream);
+
+	/* a validated category: what needs no state is checked before locking */
+	defs = es_category_definitions(category);
+	if (defs->ndefinitions > 0)
+		event = es_prepare_event(name, defs, &def, values, isnull);
 	if (isnull[Anum_es_events_event_id - 1])
 	{
 		values[Anum_es_events_event_id - 1] = random_event_id();
@@ -548,9 +532,9 @@ es_events_append_trigger(PG_FUNCTION_ARGS)
 
 	if (repeated)
 	{
-		begin_owner_queries(rel, &save_userid, &save_sec_context);
-		repeated = event_id_already_stored(rel, save_userid, values, isnull);
-		end_owner_queries(save_userid, save_sec_context);
+		es_spi_connect_as_owner(RelationGetRelid(rel), &saved);
+		repeated = event_id_already_stored(rel, saved.userid, values, isnull);
+		es_spi_finish_as_owner(&saved);
 	}
 
 	if (!repeated)
@@ -559,9 +543,9 @@ es_events_append_trigger(PG_FUNCTION_ARGS)
 		version = es_advance_stream(rel, stream, category, created_at, name);
 		if (had_xid && version > 0)
 		{
-			begin_owner_queries(rel, &save_userid, &save_sec_context);
+			es_spi_connect_as_owner(RelationGetRelid(rel), &saved);
 			check_transaction_order(stream, version, name);
-			end_owner_queries(save_userid, save_sec_context);
+			es_spi_finish_as_owner(&saved);
 		}
 
 		if (!isnull[Anum_es_events_sequence_number - 1] &&
@@ -574,6 +558,9 @@ es_events_append_trigger(PG_FUNCTION_ARGS)
 							   (long long) DatumGetInt64(values[Anum_es_events_sequence_number - 1]) - 1,
 							   (long long) version),
 					 errhint("Read the stream again and retry with its current version.")));
+
+		if (event != NULL)
+			es_apply_event(name, defs, def, event, version, created_at);
 	}
 
 	if (repeated)
