@@ -87,7 +87,9 @@ drop_definitions(void)
 static void
 definitions_relcache_callback(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == event_types_relid)
+	/* before es.event_types was found, any relation might be it */
+	if (relid == InvalidOid || relid == event_types_relid ||
+		event_types_relid == InvalidOid)
 	{
 		event_types_relid = InvalidOid;
 		drop_definitions();
@@ -157,10 +159,18 @@ load_category(EsCategoryDefinitions *defs)
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
 	EsSavedUser saved;
-	Oid			relid = es_relation_oid("event_types");
+	Oid			relid;
 	StringInfoData hashed;
 	HASHCTL		ctl;
 	uint64		i;
+
+	/* the schema of version 1.0, not yet updated, has no definitions */
+	relid = get_relname_relid("event_types", get_namespace_oid("es", false));
+	defs->ndefinitions = 0;
+	defs->hash = 0;
+	defs->types = NULL;
+	if (!OidIsValid(relid))
+		return;
 
 	args[0] = CStringGetTextDatum(defs->category);
 	es_spi_connect_as_owner(relid, &saved);

@@ -374,8 +374,7 @@ es_apply_event(const char *stream, EsCategoryDefinitions *defs,
 				 errmsg("event \"%s\" cannot be applied to stream \"%s\"",
 						def->event_type, stream),
 				 errdetail("%s", es_engine_detail(&err)),
-				 errhint("The stream's version is %lld; read its state with es_replay().",
-						 (long long) version)));
+				 errhint("Read the stream's state with es_replay() and append an event that applies to it.")));
 	}
 
 	st->version = version + 1;
