@@ -5,9 +5,11 @@
 # Usage: ./demo.sh [start]   build + install the extension, start (or keep)
 #                            the cluster in .cluster on port ${ES_PORT:-54329},
 #                            create database "eventsourcing" with the
-#                            extension, then append a few events to a fresh
-#                            playbook stream while a LISTEN session watches,
-#                            and read them back
+#                            extension, load the playbook editor's event
+#                            definitions (examples/playbook.sql), then append
+#                            a few events to a fresh playbook stream while a
+#                            LISTEN session watches, read them back and
+#                            replay the stream's state
 #        ./demo.sh stop      stop that cluster
 #        ./demo.sh status    is it running?
 #
@@ -63,11 +65,19 @@ if [ "$(psql -X -At -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$
 	createdb "$DB"
 	echo "created database $DB"
 fi
+# (a database made by an earlier run may hold an older version: update it)
 psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -c 'SET client_min_messages = warning' \
-	-c 'CREATE EXTENSION IF NOT EXISTS eventsourcing;'
+	-c 'CREATE EXTENSION IF NOT EXISTS eventsourcing;' \
+	-c 'ALTER EXTENSION eventsourcing UPDATE;'
 psql -X -At -d "$DB" -c "SELECT 'extension eventsourcing ' || extversion || ' in database $DB' FROM pg_extension WHERE extname = 'eventsourcing'"
 
 # ---- the demo ------------------------------------------------------------
+
+step "event definitions for category playbook (examples/playbook.sql)"
+# from now on every append to a playbook-* stream is validated against them
+psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -f "$REPO/examples/playbook.sql" >/dev/null
+psql -X -At -d "$DB" -c "SELECT count(*) || ' event types defined: ' || string_agg(event_type, ', ' ORDER BY event_type)
+	FROM es.event_types WHERE category = 'playbook'" | fold -s -w 78
 
 # a fresh stream per run, so reruns work; its category "playbook" makes the
 # NOTIFY channel es_playbook
@@ -153,6 +163,21 @@ SELECT sequence_number, event_type, data FROM es_read(:'stream');
 \pset format unaligned
 \set QUIET off
 SELECT es_sync(:'stream', 1);
+SQL
+
+step "replay the stream: the playbook's state (es_replay)"
+psql -X -e -v ON_ERROR_STOP=1 -v stream="$STREAM" -d "$DB" <<'SQL'
+\set QUIET on
+\pset format unaligned
+\set QUIET off
+SELECT jsonb_pretty(es_replay(:'stream')) AS state;
+SELECT es_replay(:'stream', 1) AS state_after_event_1;
+SQL
+
+step "an event that does not apply is refused, and nothing is stored"
+psql -X -e -v stream="$STREAM" -d "$DB" <<'SQL' 2>&1 || true
+SELECT es_append(:'stream', 'module_move', '{"moduleId":"m9","position":{"x":0,"y":0}}'::jsonb, user_id => '2', username => 'bob');
+SELECT es_version(:'stream') AS version;
 SQL
 
 step "done"

@@ -109,6 +109,21 @@ es_engine_detail(const EsEngineError *err)
 }
 
 /*
+ * es_engine_message
+ *		An engine message as a sentence, for an errdetail: capitalized, with
+ *		a final period.
+ */
+char *
+es_engine_message(const EsEngineError *err)
+{
+	char	   *text = psprintf("%s.", err->message);
+
+	if (text[0] >= 'a' && text[0] <= 'z')
+		text[0] += 'A' - 'a';
+	return text;
+}
+
+/*
  * es_jsonb_to_engine
  *		The engine document of a jsonb value, in CurrentMemoryContext.
  *

@@ -193,6 +193,7 @@ extern void es_write_snapshot(EsState *st, EsCategoryDefinitions *defs);
 extern void es_engine_init(void);
 extern void es_engine_out_of_memory(void) pg_attribute_noreturn();
 extern char *es_engine_detail(const EsEngineError *err);
+extern char *es_engine_message(const EsEngineError *err);
 extern EsJson *es_jsonb_to_engine(Jsonb *jb, EsEngineError *err);
 extern Jsonb *es_engine_to_jsonb(const EsJson *doc);
 extern EsJson *es_engine_event(const Datum *values, const bool *isnull,

@@ -313,7 +313,7 @@ es_prepare_event(const char *stream, EsCategoryDefinitions *defs,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("data of event \"%s\" is beyond the limits of the state engine",
 						event_type),
-				 errdetail("%s.", err.message)));
+				 errdetail("%s", es_engine_message(&err))));
 
 	if ((*def)->schema != NULL)
 	{
@@ -325,9 +325,7 @@ es_prepare_event(const char *stream, EsCategoryDefinitions *defs,
 					(errcode(ES_ERRCODE_SCHEMA_MISMATCH),
 					 errmsg("data of event \"%s\" does not match its schema",
 							event_type),
-					 err.path[0] != '\0' ?
-					 errdetail("At \"%s\": %s.", err.path, err.message) :
-					 errdetail("%s.", err.message)));
+					 errdetail("%s", es_engine_message(&err))));
 	}
 	return event;
 }
