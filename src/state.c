@@ -159,7 +159,7 @@ replay_event(EsState *st, EsCategoryDefinitions *defs, HeapTuple tuple,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 					 errmsg("event %lld of stream \"%s\" cannot be replayed",
 							(long long) st->version + 1, st->stream),
-					 errdetail("Its data is beyond the limits of the state engine: %s.",
+					 errdetail("Its data or metadata is beyond the limits of the state engine: %s.",
 							   err.message)));
 
 		MemoryContextSwitchTo(st->cxt);
@@ -311,7 +311,7 @@ es_prepare_event(const char *stream, EsCategoryDefinitions *defs,
 	if (event == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("data of event \"%s\" is beyond the limits of the state engine",
+				 errmsg("data or metadata of event \"%s\" is beyond the limits of the state engine",
 						event_type),
 				 errdetail("%s", es_engine_message(&err))));
 
