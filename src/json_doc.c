@@ -700,6 +700,31 @@ es_json_max_depth_exceeded(const char *text, size_t len)
 }
 
 /*
+ * jansson's parser does not always say that it ran out of memory: a failed
+ * allocation in its lexer comes out as "invalid token" or as an error at
+ * line -1, which would blame valid text.  So es_json_parse wraps the
+ * allocator of documents for the time of json_loadb and tells a failure by
+ * what the wrapper saw.  The engine runs in one thread (a PostgreSQL
+ * backend); the allocator in force is put back before es_json_parse
+ * returns.
+ */
+static json_malloc_t es_parse_malloc;
+static bool es_parse_oom;
+
+/*
+ * es_parse_alloc: the allocator in force, noting a failure.
+ */
+static void *
+es_parse_alloc(size_t size)
+{
+	void	   *p = es_parse_malloc(size);
+
+	if (p == NULL)
+		es_parse_oom = true;
+	return p;
+}
+
+/*
  * es_json_parse: see engine.h.
  */
 EsJson *
@@ -708,6 +733,8 @@ es_json_parse(const char *text, size_t len, EsEngineError *err)
 	EsEngineError work;
 	json_error_t jerr;
 	json_t	   *doc;
+	json_malloc_t alloc;
+	json_free_t release;
 
 	es_error_clear(&work);
 	if (text == NULL)
@@ -722,10 +749,15 @@ es_json_parse(const char *text, size_t len, EsEngineError *err)
 				 ES_JSON_MAX_DEPTH);
 		goto fail;
 	}
+	json_get_alloc_funcs(&alloc, &release);
+	es_parse_malloc = alloc;
+	es_parse_oom = false;
+	json_set_alloc_funcs(es_parse_alloc, release);
 	doc = json_loadb(text, len, JSON_DECODE_ANY, &jerr);
+	json_set_alloc_funcs(alloc, release);
 	if (doc != NULL)
 		return doc;
-	if (json_error_code(&jerr) == json_error_out_of_memory)
+	if (es_parse_oom || json_error_code(&jerr) == json_error_out_of_memory)
 		es_nomem(&work);
 	else
 		es_error(&work, ES_ENGINE_INVALID,

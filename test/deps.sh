@@ -16,7 +16,10 @@ set -euo pipefail
 PG_BIN=/usr/lib/postgresql/15/bin
 
 # server, headers + PGXS, client tools (psql, pg_isready; pgbench is in
-# postgresql-15), jansson, build tools, cppcheck, IPC::Run for TAP tests
+# postgresql-15), jansson, build tools, cppcheck, IPC::Run for TAP tests,
+# and for the fuzz test (test/fuzz/run.sh): clang (the "clang" command;
+# Debian 12's clang is clang-14) and libclang-rt-14-dev, clang-14's
+# compiler-rt: libFuzzer and the ASan/UBSan runtimes
 PACKAGES=(
 	postgresql-15
 	postgresql-server-dev-15
@@ -27,6 +30,8 @@ PACKAGES=(
 	gcc
 	cppcheck
 	libipc-run-perl
+	clang
+	libclang-rt-14-dev
 )
 
 if [ "${ES_SKIP_DEPS:-0}" = 1 ]; then
@@ -39,10 +44,18 @@ is_installed() {
 	[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = installed ]
 }
 
+# installed_packages: the names of the packages dpkg has fully installed,
+# one per line (one dpkg-query for the whole list, so reruns stay fast)
+installed_packages() {
+	dpkg-query -W -f='${binary:Package} ${db:Status-Status}\n' 2>/dev/null |
+		awk '$2 == "installed" { sub(/:.*/, "", $1); print $1 }'
+}
+
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
+	have=$(installed_packages)
 	for p in "${PACKAGES[@]}"; do
-		is_installed "$p" || missing+=("$p")
+		grep -qxF -- "$p" <<<"$have" || missing+=("$p")
 	done
 else
 	echo "deps.sh: dpkg-query not found: this script expects Debian 12" >&2

@@ -13,6 +13,11 @@
 #   shell/NAME          each executable test/shell/*.sh           (1 per file)
 #   unit                test/unit/run.sh, if present; it prints its own
 #                       "N passed, N failed" line, whose numbers are added
+#   fuzz                test/fuzz/run.sh: the libFuzzer target of the state
+#                       engine under ASan+UBSan for ${ES_FUZZ_SECONDS:-60} s
+#                       (1 case; passes if it finds no crash, leak, undefined
+#                       behaviour, broken invariant or time-out; a missing
+#                       clang or libFuzzer fails it, test/deps.sh installs them)
 #
 # A shell test runs from the repo root with PGHOST, PGPORT, PGUSER=postgres,
 # ES_REPO, ES_CLUSTER_DIR and ES_CLUSTER (a command: "$ES_CLUSTER
@@ -26,6 +31,8 @@
 #
 # Environment: ES_TEST_PORT (54330), ES_SHELL_TIMEOUT (900 s),
 # ES_DIFF_LINES (lines of each regression.diffs to print, 400),
+# ES_FUZZ_SECONDS (60: how long the fuzz case runs), ES_FUZZ_DIR (its work
+# directory, /tmp/es_fuzz; the corpus there grows from run to run),
 # ES_SKIP_DEPS=1 (see test/deps.sh).
 set -euo pipefail
 
@@ -40,6 +47,7 @@ LOG_DIR="$REPO/.test-cluster-logs"
 CLUSTER=("$REPO/test/cluster.sh" "$CLUSTER_DIR" "$PORT")
 SHELL_TIMEOUT=${ES_SHELL_TIMEOUT:-900}
 DIFF_LINES=${ES_DIFF_LINES:-400}
+FUZZ_SECONDS=${ES_FUZZ_SECONDS:-60}
 
 PASSED=0
 FAILED=0
@@ -188,11 +196,12 @@ export ES_CLUSTER="$REPO/test/cluster.sh $CLUSTER_DIR $PORT"
 # run_timed LOG CMD...: run CMD under timeout(1), output to LOG.  It runs in
 # the background and is waited for, so that a signal to this script is
 # handled at once (timeout(1) puts CMD in its own process group, out of reach
-# of the terminal's Ctrl-C); on_exit then kills it.
+# of the terminal's Ctrl-C); on_exit then kills it.  The time limit is
+# $RUN_TIMEOUT if set, else $SHELL_TIMEOUT.
 run_timed() {
 	local log=$1 rc=0
 	shift
-	timeout -k 30 "$SHELL_TIMEOUT" "$@" >"$log" 2>&1 </dev/null &
+	timeout -k 30 "${RUN_TIMEOUT:-$SHELL_TIMEOUT}" "$@" >"$log" 2>&1 </dev/null &
 	CHILD=$!
 	wait "$CHILD" || rc=$?
 	CHILD=""
@@ -391,6 +400,35 @@ if [ -f "$REPO/test/unit/run.sh" ]; then
 		fi
 		if [ "$rc" -ne 0 ] && [ "$uf" -eq 0 ]; then
 			fail "unit" "test/unit/run.sh exited with $rc"
+		fi
+	fi
+fi
+
+# ---- fuzzing ---------------------------------------------------------------
+# A bounded run of the libFuzzer target under ASan+UBSan; never skipped.
+
+section "fuzz (test/fuzz/run.sh, $FUZZ_SECONDS s)"
+log="$LOG_DIR/fuzz.log"
+if ! [[ "$FUZZ_SECONDS" =~ ^[1-9][0-9]*$ ]]; then
+	echo "ES_FUZZ_SECONDS must be a positive number of seconds, not \"$FUZZ_SECONDS\""
+	fail "fuzz" "bad ES_FUZZ_SECONDS"
+else
+	rc=0
+	start=$(date +%s)
+	# the build and the loading of the corpus come on top of the fuzzing time
+	RUN_TIMEOUT=$((FUZZ_SECONDS + 600)) run_timed "$log" \
+		bash "$REPO/test/fuzz/run.sh" "$FUZZ_SECONDS" || rc=$?
+	secs=$(($(date +%s) - start))
+	last=$(tail -n 1 "$log" 2>/dev/null || true)
+	if [ "$rc" -eq 0 ]; then
+		echo "$last (${secs} s)"
+		pass "fuzz"
+	else
+		show_tail "$log" 60
+		if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+			fail "fuzz" "timed out after $((FUZZ_SECONDS + 600)) s"
+		else
+			fail "fuzz" "${last:-exit status $rc}"
 		fi
 	fi
 fi

@@ -10,25 +10,35 @@
  *
  *-------------------------------------------------------------------------
  *
- * The input is three JSON texts separated by "\n---\n": an effect, a state
- * and an event (missing parts default to {} and a fixed event).  Whatever
- * the input, nothing may crash, leak or hang, and these invariants must
- * hold (abort() otherwise, which libFuzzer reports as a crash):
+ * The input is up to four JSON texts separated by "\n---\n": an effect, a
+ * state, an event and a schema of the event data (missing parts default to
+ * {}, a fixed event and a fixed schema).  Whatever the input, nothing may
+ * crash, leak or hang, and these invariants must hold (abort() otherwise,
+ * which libFuzzer reports as a crash):
  *
  *	 - an effect es_effect_check refuses never applies successfully;
  *	 - a failed application leaves the state equal to what it was;
  *	 - after a successful one, the concrete patch applied to the old state
  *	   gives the new state, es_effect_resolve gives the same patch, and the
  *	   inverse of the patch turns the new state back into the old one;
- *	 - es_json_dump and es_json_parse round-trip every document.
+ *	 - es_json_dump and es_json_parse round-trip every document, and no
+ *	   document shares a node with another (every node is referenced once);
+ *	 - an effect that es_effect_check_schema refuses for what the schema
+ *	   says (the effect and the schema themselves being valid) never
+ *	   applies successfully to an event whose data passes the schema;
+ *	 - es_event_new builds from the fields of the event (its data and
+ *	   metadata written out as text) an event equal to it when the event
+ *	   has exactly those fields, and the effect then applies the same way.
  *
  * The effect text is also fed to es_patch_apply (as a plain patch) and to
- * es_schema_check/es_schema_validate (as a schema of the event data), for
- * robustness only.
+ * es_schema_check/es_schema_validate (as a schema of the event data), and
+ * the state text to es_event_new as event data, for robustness only.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "engine.h"
 
@@ -39,6 +49,15 @@ static const char es_fuzz_default_event[] =
 "\"position\": {\"x\": 1, \"y\": 2}, \"i\": 0}, \"metadata\": null, "
 "\"sequence_number\": 1, \"created_at\": \"2026-01-19T12:00:00Z\", "
 "\"user_id\": \"1\", \"username\": \"alice\", \"event_type\": \"module_add\"}";
+
+/* a closed schema that the data of the default event passes */
+static const char es_fuzz_default_schema[] =
+"{\"type\": \"object\", \"properties\": {\"moduleId\": {\"type\": \"string\"}, "
+"\"module\": {\"type\": \"object\", \"properties\": {\"type\": {\"enum\": [\"task\", \"block\"]}}}, "
+"\"position\": {\"type\": \"object\", \"properties\": {\"x\": {\"type\": \"integer\"}, "
+"\"y\": {\"type\": \"number\"}}, \"additionalProperties\": false}, "
+"\"i\": {\"type\": [\"integer\", \"null\"]}, \"l\": {\"type\": \"array\", \"items\": {\"type\": \"boolean\"}}}, "
+"\"additionalProperties\": false}";
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -57,6 +76,39 @@ es_fuzz_find(const char *p, const char *end)
 		p++;
 	}
 	return NULL;
+}
+
+/*
+ * es_fuzz_tree: aborts unless every node of v is referenced once: the
+ * engine never shares a node between two documents or two places of one
+ * (true, false and null are jansson's constants).
+ */
+static void
+es_fuzz_tree(const json_t *v)
+{
+	if (v == NULL)
+		abort();
+	if (json_is_true(v) || json_is_false(v) || json_is_null(v))
+		return;
+	if (v->refcount != 1)
+		abort();
+	if (json_is_object(v))
+	{
+		const char *key;
+		json_t	   *member;
+
+		json_object_foreach((json_t *) v, key, member)
+		{
+			es_fuzz_tree(member);
+		}
+	}
+	else if (json_is_array(v))
+	{
+		size_t		i;
+
+		for (i = 0; i < json_array_size(v); i++)
+			es_fuzz_tree(json_array_get(v, i));
+	}
 }
 
 /*
@@ -108,11 +160,139 @@ es_fuzz_check_success(const EsJson *before, const EsJson *after,
 	if (es_patch_apply(doc, inverse, &err) != ES_ENGINE_OK ||
 		!es_json_equal(doc, before))
 		abort();
+	es_fuzz_tree(doc);
 	es_json_free(doc);
+	es_fuzz_tree(inverse);
 	es_fuzz_round_trip(inverse);
 	es_json_free(inverse);
+	es_fuzz_tree(patch);
+	es_fuzz_tree(after);
 	es_fuzz_round_trip(patch);
 	es_fuzz_round_trip(after);
+}
+
+/*
+ * es_fuzz_text: the compact text of v (malloc'd); NULL for NULL.
+ */
+static char *
+es_fuzz_text(const json_t *v)
+{
+	char	   *text;
+
+	if (v == NULL)
+		return NULL;
+	text = es_json_dump(v, NULL);
+	if (text == NULL)
+		abort();
+	return text;
+}
+
+/*
+ * es_fuzz_string: the string v, or NULL if v is not a string.
+ */
+static const char *
+es_fuzz_string(const json_t *v)
+{
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/*
+ * es_fuzz_event_new: builds with es_event_new the event of the fields of
+ * event (an object): it must succeed, and be equal to event when event has
+ * exactly those fields of the right types.  Then effect must apply to a
+ * copy of before with the built event exactly as it did with event (status
+ * applied, result after).
+ */
+static void
+es_fuzz_event_new(const EsJson *event, const EsJson *effect,
+				  const EsJson *before, EsEngineStatus applied,
+				  const EsJson *after)
+{
+	json_t	   *ev = (json_t *) event;
+	json_t	   *data = json_object_get(ev, "data");
+	json_t	   *meta = json_object_get(ev, "metadata");
+	json_t	   *seq = json_object_get(ev, "sequence_number");
+	EsEventFields f;
+	EsEngineError err;
+	EsJson	   *built;
+	char	   *data_text;
+	char	   *meta_text;
+
+	if (data == NULL)
+		return;
+	data_text = es_fuzz_text(data);
+	meta_text = json_is_null(meta) ? NULL : es_fuzz_text(meta);
+	f.data = data_text;
+	f.data_len = strlen(data_text);
+	f.metadata = meta_text;
+	f.metadata_len = meta_text ? strlen(meta_text) : 0;
+	f.sequence_number = json_is_integer(seq) ? (long long) json_integer_value(seq) : 0;
+	f.created_at = es_fuzz_string(json_object_get(ev, "created_at"));
+	f.user_id = es_fuzz_string(json_object_get(ev, "user_id"));
+	f.username = es_fuzz_string(json_object_get(ev, "username"));
+	f.event_type = es_fuzz_string(json_object_get(ev, "event_type"));
+	if (f.event_type == NULL)
+		f.event_type = "x";
+	built = es_event_new(&f, &err);
+	free(data_text);
+	free(meta_text);
+	if (built == NULL)
+		abort();
+	es_fuzz_tree(built);
+	es_fuzz_round_trip(built);
+	if (es_json_equal(built, event))
+	{
+		EsJson	   *doc = es_json_copy(before);
+		EsEngineStatus st;
+
+		if (doc == NULL)
+			abort();
+		st = es_effect_apply(doc, effect, built, &err);
+		if (st != applied || !es_json_equal(doc, after))
+			abort();
+		es_json_free(doc);
+	}
+	else if (json_object_size(ev) == 7 && meta != NULL && json_is_integer(seq) &&
+			 (json_is_null(json_object_get(ev, "created_at")) ||
+			  json_is_string(json_object_get(ev, "created_at"))) &&
+			 json_is_string(json_object_get(ev, "event_type")) &&
+			 (json_is_null(json_object_get(ev, "user_id")) ||
+			  json_is_string(json_object_get(ev, "user_id"))) &&
+			 (json_is_null(json_object_get(ev, "username")) ||
+			  json_is_string(json_object_get(ev, "username"))))
+	{
+		/* the event has exactly the fields: es_event_new must give it back */
+		abort();
+	}
+	es_json_free(built);
+}
+
+/*
+ * es_fuzz_schema: es_effect_check_schema of effect against schema, and its
+ * invariant: a refusal for what the schema says means that the effect
+ * cannot apply to data valid against the schema (applied is how the effect
+ * applied to event).
+ */
+static void
+es_fuzz_schema(const EsJson *effect, const EsJson *schema,
+			   const EsJson *event, EsEngineStatus applied)
+{
+	EsEngineError err;
+	EsEngineStatus st = es_effect_check_schema(effect, schema, &err);
+	json_t	   *data = json_object_get((json_t *) event, "data");
+
+	if (st == ES_ENGINE_NOMEM)
+		abort();
+	if (st != ES_ENGINE_OK && strlen(err.message) >= sizeof(err.message))
+		abort();
+	if (st == ES_ENGINE_OK || data == NULL ||
+		es_effect_check(effect, NULL) != ES_ENGINE_OK ||
+		es_schema_check(schema, NULL) != ES_ENGINE_OK)
+		return;
+	/* refused for what the schema says */
+	if (applied == ES_ENGINE_OK &&
+		es_schema_validate(schema, data, NULL) == ES_ENGINE_OK)
+		abort();
 }
 
 /*
@@ -126,9 +306,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t		seplen = strlen(ES_FUZZ_SEPARATOR);
 	const char *sep1 = es_fuzz_find(text, end);
 	const char *sep2 = sep1 ? es_fuzz_find(sep1 + seplen, end) : NULL;
+	const char *sep3 = sep2 ? es_fuzz_find(sep2 + seplen, end) : NULL;
+	const char *state_end = sep2 ? sep2 : end;
 	EsJson	   *effect;
 	EsJson	   *state;
 	EsJson	   *event;
+	EsJson	   *schema;
 	EsJson	   *before;
 	EsJson	   *patch = NULL;
 	EsJson	   *eventdata = NULL;
@@ -141,16 +324,42 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (sep1)
 		state = es_json_parse(sep1 + seplen,
-							  (size_t) ((sep2 ? sep2 : end) - (sep1 + seplen)),
-							  &err);
+							  (size_t) (state_end - (sep1 + seplen)), &err);
 	else
 		state = es_json_empty_object();
 	if (sep2)
-		event = es_json_parse(sep2 + seplen, (size_t) (end - (sep2 + seplen)),
+		event = es_json_parse(sep2 + seplen,
+							  (size_t) ((sep3 ? sep3 : end) - (sep2 + seplen)),
 							  &err);
 	else
 		event = es_json_parse(es_fuzz_default_event,
 							  strlen(es_fuzz_default_event), &err);
+	if (sep3)
+		schema = es_json_parse(sep3 + seplen, (size_t) (end - (sep3 + seplen)),
+							   &err);
+	else
+		schema = es_json_parse(es_fuzz_default_schema,
+							   strlen(es_fuzz_default_schema), &err);
+
+	/* the state text as event data: robustness of es_event_new */
+	if (sep1)
+	{
+		EsEventFields f;
+		EsJson	   *ev;
+
+		memset(&f, 0, sizeof(f));
+		f.data = sep1 + seplen;
+		f.data_len = (size_t) (state_end - (sep1 + seplen));
+		f.metadata = text;
+		f.metadata_len = (size_t) (sep1 - text);
+		f.event_type = "x";
+		memset(&err, 0, sizeof(err));
+		ev = es_event_new(&f, &err);
+		if (ev == NULL && (state != NULL || err.message[0] == '\0'))
+			abort();
+		es_json_free(ev);
+	}
+
 	if (state == NULL || event == NULL)
 		goto done;
 	es_fuzz_round_trip(effect);
@@ -165,6 +374,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (applied == ES_ENGINE_NOMEM)
 		abort();
+	es_fuzz_tree(state);
+	es_fuzz_tree(effect);
+	es_fuzz_tree(event);
 	if (applied != ES_ENGINE_OK)
 	{
 		if (patch != NULL || !es_json_equal(state, before))
@@ -177,6 +389,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	else
 		es_fuzz_check_success(before, state, effect, event, patch);
 	es_json_free(patch);
+
+	/* the definition against the schema of the data */
+	if (schema != NULL)
+		es_fuzz_schema(effect, schema, event, applied);
+	(void) es_effect_check_schema(effect, NULL, &err);
+
+	/* the same event built from its fields */
+	if (json_is_object((json_t *) event))
+		es_fuzz_event_new(event, effect, before, applied, state);
 
 	/* the same text as a plain patch, and as a schema: robustness only */
 	{
@@ -197,5 +418,6 @@ done:
 	es_json_free(effect);
 	es_json_free(state);
 	es_json_free(event);
+	es_json_free(schema);
 	return 0;
 }

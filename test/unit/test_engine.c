@@ -1327,6 +1327,286 @@ test_playbook(void)
 	es_json_free(state);
 }
 
+/* ---- effects against the schema of the data ---- */
+
+/*
+ * effect_schema_at: es_effect_check_schema of effect against schema (NULL:
+ * no schema) gives want; when not OK, the step, op, path (NULL: any) and
+ * a message containing msg (the whole message if exact).  On success the
+ * error must be untouched.
+ */
+static bool
+effect_schema_at(int line, const char *effect, const char *schema,
+				 EsEngineStatus want, int step, const char *op,
+				 const char *path, const char *msg, bool exact)
+{
+	EsJson	   *e = J(effect);
+	EsJson	   *s = schema ? J(schema) : NULL;
+	EsEngineError err;
+	EsEngineStatus st;
+	bool		ok = true;
+
+	err.step = 12345;
+	strcpy(err.op, "untouched");
+	strcpy(err.path, "untouched");
+	strcpy(err.message, "untouched");
+	st = es_effect_check_schema(e, s, &err);
+	if (st != want)
+	{
+		printf("    line %d: es_effect_check_schema gave %d, expected %d: step %d (%s) path \"%s\": %s\n",
+			   line, st, want, err.step, err.op, err.path, err.message);
+		ok = false;
+	}
+	else if (st == ES_ENGINE_OK)
+	{
+		if (err.step != 12345 || strcmp(err.op, "untouched") != 0 ||
+			strcmp(err.path, "untouched") != 0 ||
+			strcmp(err.message, "untouched") != 0)
+		{
+			printf("    line %d: the error was changed on success\n", line);
+			ok = false;
+		}
+	}
+	else if (err.step != step || strcmp(err.op, op) != 0 ||
+			 (path && strcmp(err.path, path) != 0) ||
+			 (exact ? strcmp(err.message, msg) != 0 : strstr(err.message, msg) == NULL))
+	{
+		printf("    line %d: error step %d (%s) path \"%s\": %s\n"
+			   "      expected step %d (%s) path \"%s\": %s%s%s\n",
+			   line, err.step, err.op, err.path, err.message,
+			   step, op, path ? path : "(any)", exact ? "" : "...", msg,
+			   exact ? "" : "...");
+		ok = false;
+	}
+	es_json_free(e);
+	es_json_free(s);
+	return ok;
+}
+
+#define EFFECT_SCHEMA_OK(e, s) \
+	effect_schema_at(__LINE__, e, s, ES_ENGINE_OK, 0, "", NULL, "", false)
+#define EFFECT_SCHEMA_BAD(e, s, st, op, p, m) \
+	effect_schema_at(__LINE__, e, s, ES_ENGINE_INVALID, st, op, p, m, true)
+#define EFFECT_SCHEMA_BAD_LIKE(e, s, st, op, p, m) \
+	effect_schema_at(__LINE__, e, s, ES_ENGINE_INVALID, st, op, p, m, false)
+
+static void
+test_effect_check_schema(void)
+{
+	/* closed at the root, with every kind of property below */
+	const char *closed = "{\"type\":\"object\",\"properties\":{"
+		"\"moduleId\":{\"type\":\"string\"},"
+		"\"module\":{\"type\":\"object\",\"properties\":{\"kind\":{\"type\":\"string\"},\"n\":{\"type\":\"integer\"}},\"additionalProperties\":false},"
+		"\"open\":{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"}}},"
+		"\"free\":{},"
+		"\"none\":{\"type\":\"object\",\"additionalProperties\":false},"
+		"\"position\":{\"type\":\"object\"},"
+		"\"maybe\":{\"type\":[\"object\",\"null\"]},"
+		"\"x\":{\"type\":\"number\"},"
+		"\"flag\":{\"type\":\"boolean\"},"
+		"\"nothing\":{\"type\":\"null\"},"
+		"\"mixed\":{\"type\":[\"boolean\",\"integer\"]},"
+		"\"list\":{\"type\":\"array\"},"
+		"\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},"
+		"\"objs\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"integer\"}},\"additionalProperties\":false}},"
+		"\"either\":{\"type\":[\"object\",\"array\"],\"properties\":{\"0\":{\"type\":\"object\"}},\"items\":{\"type\":\"string\"}},"
+		"\"kinds\":{\"enum\":[\"task\",1]},"
+		"\"reals\":{\"enum\":[1.5,true,null]},"
+		"\"whole\":{\"enum\":[2.0]},"
+		"\"a/b\":{\"type\":\"string\"}"
+		"},\"required\":[\"moduleId\"],\"additionalProperties\":false}";
+	const char *add = "[{\"op\":\"add\",\"path\":\"/m/%s\",\"value\":1}]";
+	char		effect[512];
+
+	/* no schema: nothing to check, the effect is not looked at */
+	CHECK(EFFECT_SCHEMA_OK("[{\"op\":\"add\",\"path\":\"/{/a}\",\"value\":1}]", NULL));
+	CHECK(EFFECT_SCHEMA_OK("{}", NULL));
+	/* the errors of es_effect_check and es_schema_check come first */
+	CHECK(EFFECT_SCHEMA_BAD("[{\"op\":\"upsert\",\"path\":\"/a\"}]", closed, 0, "", "",
+							"unrecognized op \"upsert\""));
+	CHECK(EFFECT_SCHEMA_BAD_LIKE("[]", "{\"type\":\"objet\"}", -1, "", "",
+								 "schema keyword \"type\""));
+	CHECK(EFFECT_SCHEMA_BAD_LIKE("{}", "{}", -1, "", "", "an effect must be an array"));
+	/* nothing to check */
+	CHECK(EFFECT_SCHEMA_OK("[]", closed));
+	CHECK(EFFECT_SCHEMA_OK("[{\"op\":\"remove\",\"path\":\"/modules/m1\"}]", closed));
+
+	/* declared properties, at the root and below */
+	CHECK(EFFECT_SCHEMA_OK("[{\"op\":\"add\",\"path\":\"/modules/{/moduleId}\",\"value\":{\"$data\":\"/module\"}}]", closed));
+	CHECK(EFFECT_SCHEMA_OK("[{\"op\":\"add\",\"path\":\"/m/{/module/kind}-{/module/n}\",\"value\":{\"$data\":\"/module/kind\"}}]", closed));
+	CHECK(EFFECT_SCHEMA_OK("[{\"op\":\"add\",\"path\":\"/m/{/a~1b}\",\"value\":1}]", closed));
+	/* "required" says nothing here: an optional property is fine */
+	CHECK(EFFECT_SCHEMA_OK("[{\"op\":\"add\",\"path\":\"/m/{/open/a}\",\"value\":1}]", closed));
+	/* undeclared under "additionalProperties": false: at the root ... */
+	CHECK(EFFECT_SCHEMA_BAD("[{\"op\":\"add\",\"path\":\"/modules/{/moduleID}\",\"value\":1}]", closed,
+							0, "add", "/modules/{/moduleID}",
+							"template \"{/moduleID}\" refers to nothing: the schema of the data has no property \"moduleID\""));
+	/* ... and below, with the location; escaped tokens are named unescaped */
+	CHECK(EFFECT_SCHEMA_BAD("[{\"op\":\"add\",\"path\":\"/m/{/module/kynd}\",\"value\":1}]", closed,
+							0, "add", "/m/{/module/kynd}",
+							"template \"{/module/kynd}\" refers to nothing: the schema of the data has no property \"kynd\" in \"/module\""));
+	CHECK(EFFECT_SCHEMA_BAD("[{\"op\":\"add\",\"path\":\"/m/{/a~0b}\",\"value\":1}]", closed,
+							0, "add", NULL,
+							"template \"{/a~0b}\" refers to nothing: the schema of the data has no property \"a~b\""));
+	/* "additionalProperties": false without "properties": no property at all */
+	snprintf(effect, sizeof(effect), add, "{/none/k}");
+	CHECK(EFFECT_SCHEMA_BAD(effect, closed, 0, "add", "/m/{/none/k}",
+							"template \"{/none/k}\" refers to nothing: the schema of the data has no property \"k\" in \"/none\""));
+	/* an open level: anything goes below it */
+	snprintf(effect, sizeof(effect), add, "{/open/b/c/d}");
+	CHECK(EFFECT_SCHEMA_OK(effect, closed));
+	snprintf(effect, sizeof(effect), add, "{/free/b/0/d}");
+	CHECK(EFFECT_SCHEMA_OK(effect, closed));
+	snprintf(effect, sizeof(effect), add, "{/position/x}");
+	CHECK(EFFECT_SCHEMA_OK(effect, closed));
+	CHECK(EFFECT_SCHEMA_OK("[{\"op\":\"add\",\"path\":\"/m/{/anything/at/all}\",\"value\":{\"$data\":\"/x/y\"}}]",
+						   "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"}}}"));
+	CHECK(EFFECT_SCHEMA_OK("[{\"op\":\"add\",\"path\":\"/m/{/anything}\",\"value\":1}]",
+						   "{\"properties\":{\"a\":{}},\"additionalProperties\":true}"));
+	CHECK(EFFECT_SCHEMA_OK("[{\"op\":\"add\",\"path\":\"/m/{/anything}\",\"value\":1}]", "{}"));
+
+	/* a type that allows no container stops every token */
+	snprintf(effect, sizeof(effect), add, "{/moduleId/x}");
+	CHECK(EFFECT_SCHEMA_BAD(effect, closed, 0, "add", NULL,
+							"template \"{/moduleId/x}\" refers to nothing: the schema of the data makes \"/moduleId\" a string"));
+	snprintf(effect, sizeof(effect), add, "{/mixed/0}");
+	CHECK(EFFECT_SCHEMA_BAD(effect, closed, 0, "add", NULL,
+							"template \"{/mixed/0}\" refers to nothing: the schema of the data makes \"/mixed\" a boolean or an integer"));
+	CHECK(EFFECT_SCHEMA_BAD("[{\"op\":\"add\",\"path\":\"/m/{/a}\",\"value\":1}]", "{\"type\":\"string\"}",
+							0, "add", NULL,
+							"template \"{/a}\" refers to nothing: the schema of the data makes the data a string"));
+	/* arrays: an index descends into "items" */
+	snprintf(effect, sizeof(effect), add, "{/tags/0}");
+	CHECK(EFFECT_SCHEMA_OK(effect, closed));
+	snprintf(effect, sizeof(effect), add, "{/objs/12/id}");
+	CHECK(EFFECT_SCHEMA_OK(effect, closed));
+	snprintf(effect, sizeof(effect), add, "{/objs/0/name}");
+	CHECK(EFFECT_SCHEMA_BAD(effect, closed, 0, "add", NULL,
+							"template \"{/objs/0/name}\" refers to nothing: the schema of the data has no property \"name\" in \"/objs/0\""));
+	snprintf(effect, sizeof(effect), add, "{/tags/first}");
+	CHECK(EFFECT_SCHEMA_BAD(effect, closed, 0, "add", NULL,
+							"template \"{/tags/first}\" refers to nothing: the schema of the data makes \"/tags\" an array, and \"first\" is not an array index"));
+	snprintf(effect, sizeof(effect), add, "{/tags/-}");
+	CHECK(EFFECT_SCHEMA_BAD_LIKE(effect, closed, 0, "add", NULL, "\"-\" is not an array index"));
+	snprintf(effect, sizeof(effect), add, "{/tags/01}");
+	CHECK(EFFECT_SCHEMA_BAD_LIKE(effect, closed, 0, "add", NULL, "\"01\" is not an array index"));
+	CHECK(EFFECT_SCHEMA_BAD("[{\"op\":\"add\",\"path\":\"/m/{/a}\",\"value\":1}]", "{\"type\":\"array\"}",
+							0, "add", NULL,
+							"template \"{/a}\" refers to nothing: the schema of the data makes the data an array, and \"a\" is not an array index"));
+	/* an array without "items": anything goes below an index */
+	snprintf(effect, sizeof(effect), add, "{/list/3/x}");
+	CHECK(EFFECT_SCHEMA_OK(effect, closed));
+	/* object or array, a schema for each: the walk cannot tell, and stops */
+	snprintf(effect, sizeof(effect), add, "{/either/0/z}");
+	CHECK(EFFECT_SCHEMA_OK(effect, closed));
+	snprintf(effect, sizeof(effect), add, "{/either/0}");
+	CHECK(EFFECT_SCHEMA_OK(effect, closed));
+	/* an index that is no property: "items", or any undeclared property */
+	snprintf(effect, sizeof(effect), add, "{/either/1}");
+	CHECK(EFFECT_SCHEMA_OK(effect, closed));
+	/* a name: only the object route, open */
+	snprintf(effect, sizeof(effect), add, "{/either/y/z}");
+	CHECK(EFFECT_SCHEMA_OK(effect, closed));
+	CHECK(EFFECT_SCHEMA_BAD("[{\"op\":\"add\",\"path\":\"/m/{/y}\",\"value\":1}]",
+							"{\"type\":[\"object\",\"array\"],\"properties\":{\"0\":{}},\"additionalProperties\":false}",
+							0, "add", NULL,
+							"template \"{/y}\" refers to nothing: the schema of the data has no property \"y\""));
+	CHECK(EFFECT_SCHEMA_OK("[{\"op\":\"add\",\"path\":\"/m/{/5}\",\"value\":1}]",
+						   "{\"type\":[\"object\",\"array\"],\"properties\":{\"0\":{}},\"additionalProperties\":false}"));
+	CHECK(EFFECT_SCHEMA_BAD("[{\"op\":\"add\",\"path\":\"/m/{/5}\",\"value\":1}]",
+							"{\"type\":[\"object\",\"array\"],\"properties\":{\"0\":{}},\"additionalProperties\":false,\"items\":{\"type\":\"object\"}}",
+							0, "add", NULL,
+							"template \"{/5}\" refers to a value that cannot be a string or an integer: the schema of the data makes \"/5\" an object"));
+
+	/* a template needs a string or an integer */
+	snprintf(effect, sizeof(effect), add, "{/position}");
+	CHECK(EFFECT_SCHEMA_BAD(effect, closed, 0, "add", "/m/{/position}",
+							"template \"{/position}\" refers to a value that cannot be a string or an integer: the schema of the data makes \"/position\" an object"));
+	snprintf(effect, sizeof(effect), add, "{/maybe}");
+	CHECK(EFFECT_SCHEMA_BAD_LIKE(effect, closed, 0, "add", NULL, "makes \"/maybe\" an object or null"));
+	snprintf(effect, sizeof(effect), add, "{/flag}");
+	CHECK(EFFECT_SCHEMA_BAD_LIKE(effect, closed, 0, "add", NULL, "makes \"/flag\" a boolean"));
+	snprintf(effect, sizeof(effect), add, "{/nothing}");
+	CHECK(EFFECT_SCHEMA_BAD_LIKE(effect, closed, 0, "add", NULL, "makes \"/nothing\" null"));
+	snprintf(effect, sizeof(effect), add, "{/tags}");
+	CHECK(EFFECT_SCHEMA_BAD_LIKE(effect, closed, 0, "add", NULL, "makes \"/tags\" an array"));
+	CHECK(EFFECT_SCHEMA_BAD("[{\"op\":\"add\",\"path\":\"/m/{/a}\",\"value\":1}]",
+							"{\"properties\":{\"a\":{\"type\":[\"object\",\"array\",\"null\"]}}}", 0, "add", NULL,
+							"template \"{/a}\" refers to a value that cannot be a string or an integer: the schema of the data makes \"/a\" an object, an array or null"));
+	/* a number may be an integer; string, integer, or one of them, are fine */
+	snprintf(effect, sizeof(effect), add, "{/x}");
+	CHECK(EFFECT_SCHEMA_OK(effect, closed));
+	snprintf(effect, sizeof(effect), add, "{/mixed}");
+	CHECK(EFFECT_SCHEMA_OK(effect, closed));
+	snprintf(effect, sizeof(effect), add, "{/module/n}");
+	CHECK(EFFECT_SCHEMA_OK(effect, closed));
+	snprintf(effect, sizeof(effect), add, "{/free}");
+	CHECK(EFFECT_SCHEMA_OK(effect, closed));
+	/* an enum with a string or an integer (2.0 equals 2) */
+	snprintf(effect, sizeof(effect), add, "{/kinds}");
+	CHECK(EFFECT_SCHEMA_OK(effect, closed));
+	snprintf(effect, sizeof(effect), add, "{/whole}");
+	CHECK(EFFECT_SCHEMA_OK(effect, closed));
+	snprintf(effect, sizeof(effect), add, "{/reals}");
+	CHECK(EFFECT_SCHEMA_BAD(effect, closed, 0, "add", NULL,
+							"template \"{/reals}\" refers to a value that cannot be a string or an integer: the enum of \"/reals\" in the schema of the data has no string or integer"));
+	/* the empty property */
+	CHECK(EFFECT_SCHEMA_BAD("[{\"op\":\"add\",\"path\":\"/m/{/}\",\"value\":1}]",
+							"{\"type\":\"object\",\"properties\":{\"\":{\"type\":\"array\"}}}", 0, "add", NULL,
+							"template \"{/}\" refers to a value that cannot be a string or an integer: the schema of the data makes \"/\" an array"));
+
+	/* "$data" references: only that something can be there, of any type */
+	CHECK(EFFECT_SCHEMA_OK("[{\"op\":\"add\",\"path\":\"/m\",\"value\":{\"p\":{\"$data\":\"/position\"},\"l\":[{\"$data\":\"/tags\"},{\"$data\":\"\"}]}}]", closed));
+	CHECK(EFFECT_SCHEMA_BAD("[{\"op\":\"add\",\"path\":\"/m/{/moduleId}\",\"value\":{\"p\":[1,{\"q\":{\"$data\":\"/postion\"}}]}}]", closed,
+							0, "add", "/m/{/moduleId}",
+							"reference {\"$data\": \"/postion\"} refers to nothing: the schema of the data has no property \"postion\""));
+	CHECK(EFFECT_SCHEMA_BAD("[{\"op\":\"test\",\"path\":\"/m\",\"value\":{\"$data\":\"/moduleId/0\"}}]", closed,
+							0, "test", "/m",
+							"reference {\"$data\": \"/moduleId/0\"} refers to nothing: the schema of the data makes \"/moduleId\" a string"));
+	CHECK(EFFECT_SCHEMA_BAD_LIKE("[{\"op\":\"merge\",\"path\":\"/m\",\"value\":{\"$data\":\"/nope\"}}]", closed,
+								 0, "merge", "/m", "has no property \"nope\""));
+	CHECK(EFFECT_SCHEMA_BAD_LIKE("[{\"op\":\"replace\",\"path\":\"/m\",\"value\":{\"$data\":\"/nope\"}}]", closed,
+								 0, "replace", "/m", "has no property \"nope\""));
+	/* $meta, $event and what a $literal holds are not data references */
+	CHECK(EFFECT_SCHEMA_OK("[{\"op\":\"add\",\"path\":\"/m\",\"value\":[{\"$meta\":\"/nope\"},{\"$event\":\"username\"},{\"$literal\":{\"$data\":\"/nope\"}}]}]", closed));
+	/* conditions: "equals" is checked, "pointer" is relative to a member */
+	CHECK(EFFECT_SCHEMA_OK("[{\"op\":\"remove_where\",\"path\":\"/links\",\"where\":[{\"pointer\":\"/nope\",\"equals\":{\"$data\":\"/moduleId\"}}]}]", closed));
+	CHECK(EFFECT_SCHEMA_BAD("[{\"op\":\"remove_where\",\"path\":\"/links\",\"where\":[{\"pointer\":\"/source\",\"equals\":1},{\"pointer\":\"/target\",\"equals\":{\"$data\":\"/module_id\"}}]}]", closed,
+							0, "remove_where", "/links",
+							"reference {\"$data\": \"/module_id\"} refers to nothing: the schema of the data has no property \"module_id\""));
+	CHECK(EFFECT_SCHEMA_BAD_LIKE("[{\"op\":\"remove_where\",\"path\":\"/l/{/flag}\",\"where\":[{\"pointer\":\"\",\"equals\":1}]}]", closed,
+								 0, "remove_where", "/l/{/flag}", "makes \"/flag\" a boolean"));
+	/* "from": its templates, with the "from" as the path of the error */
+	CHECK(EFFECT_SCHEMA_OK("[{\"op\":\"move\",\"from\":\"/m/{/moduleId}\",\"path\":\"/n/{/module/kind}\"}]", closed));
+	CHECK(EFFECT_SCHEMA_BAD("[{\"op\":\"move\",\"from\":\"/m/{/id}\",\"path\":\"/n/{/moduleId}\"}]", closed,
+							0, "move", "/m/{/id}",
+							"template \"{/id}\" refers to nothing: the schema of the data has no property \"id\""));
+	CHECK(EFFECT_SCHEMA_BAD("[{\"op\":\"copy\",\"from\":\"/m/{/moduleId}\",\"path\":\"/n/{/id}\"}]", closed,
+							0, "copy", "/n/{/id}",
+							"template \"{/id}\" refers to nothing: the schema of the data has no property \"id\""));
+	/* every template of a path, every op; the failing step is named */
+	CHECK(EFFECT_SCHEMA_BAD("[{\"op\":\"exists\",\"path\":\"/m/{/moduleId}\"},{\"op\":\"absent\",\"path\":\"/m/{/moduleId}/{/position/x}\"},{\"op\":\"remove\",\"path\":\"/m/{/moduleId}-{/kind}\"}]", closed,
+							2, "remove", "/m/{/moduleId}-{/kind}",
+							"template \"{/kind}\" refers to nothing: the schema of the data has no property \"kind\""));
+	/* a NULL err is fine */
+	{
+		EsJson	   *e = J("[{\"op\":\"exists\",\"path\":\"/m/{/nope}\"}]");
+		EsJson	   *sc = J(closed);
+		EsEngineStatus st = es_effect_check_schema(e, sc, NULL);
+
+		es_json_free(e);
+		es_json_free(sc);
+		CHECK(st == ES_ENGINE_INVALID);
+	}
+	/* a definition of the playbook against its schema, and a typo */
+	CHECK(EFFECT_SCHEMA_OK(playbook_effect("module_add"),
+						   "{\"type\":\"object\",\"required\":[\"moduleId\",\"module\"],\"properties\":{\"moduleId\":{\"type\":\"string\"},\"module\":{\"type\":\"object\"},\"position\":{\"type\":\"object\"}},\"additionalProperties\":false}"));
+	CHECK(EFFECT_SCHEMA_BAD(playbook_effect("module_add"),
+							"{\"type\":\"object\",\"required\":[\"moduleId\",\"module\"],\"properties\":{\"moduleId\":{\"type\":\"string\"},\"module\":{\"type\":\"object\"},\"pos\":{\"type\":\"object\"}},\"additionalProperties\":false}",
+							3, "add", "/modules/{/moduleId}/position",
+							"reference {\"$data\": \"/position\"} refers to nothing: the schema of the data has no property \"position\""));
+}
+
 /* ---- scale ---- */
 
 /*
@@ -1433,6 +1713,158 @@ test_large_state(void)
 	es_json_free(fail);
 }
 
+/* ---- documents never share nodes ---- */
+
+/*
+ * unshared: true if v is a tree whose every node is referenced once: a node
+ * that the engine shared between two documents (or two places of one) has
+ * a reference count above 1.  true, false and null are jansson's
+ * constants, never allocated.
+ */
+static bool
+unshared(const json_t *v)
+{
+	if (v == NULL)
+		return false;
+	if (json_is_true(v) || json_is_false(v) || json_is_null(v))
+		return true;
+	if (v->refcount != 1)
+		return false;
+	if (json_is_object(v))
+	{
+		const char *key;
+		json_t	   *member;
+
+		json_object_foreach((json_t *) v, key, member)
+		{
+			if (!unshared(member))
+				return false;
+		}
+	}
+	else if (json_is_array(v))
+	{
+		size_t		i;
+
+		for (i = 0; i < json_array_size(v); i++)
+			if (!unshared(json_array_get(v, i)))
+				return false;
+	}
+	return true;
+}
+
+static void
+test_no_shared_nodes(void)
+{
+	const char *state_text = "{\"a\":{\"k\":[1,{\"z\":\"s\"}]},\"l\":[{\"id\":1},{\"id\":2},{\"id\":2}],\"o\":{\"p\":1,\"w\":{\"id\":2}}}";
+	const char *effect_text =
+		"[{\"op\":\"add\",\"path\":\"/lit\",\"value\":{\"$literal\":{\"x\":[1,\"s\",{\"y\":2.5}]}}},"
+		"{\"op\":\"add\",\"path\":\"/plain\",\"value\":{\"x\":[1,\"s\",null,true]}},"
+		"{\"op\":\"add\",\"path\":\"/d\",\"value\":{\"$data\":\"/obj\"}},"
+		"{\"op\":\"add\",\"path\":\"/m\",\"value\":{\"$meta\":\"/m\"}},"
+		"{\"op\":\"add\",\"path\":\"/e\",\"value\":[{\"$event\":\"username\"},{\"$event\":\"sequence_number\"}]},"
+		"{\"op\":\"replace\",\"path\":\"/o/p\",\"value\":{\"$data\":\"/obj\"}},"
+		"{\"op\":\"merge\",\"path\":\"/o\",\"value\":{\"q\":{\"$data\":\"/obj\"},\"r\":{\"s\":[1],\"n\":null},\"t\":\"u\",\"p\":{\"n\":{\"deep\":null}}}},"
+		"{\"op\":\"merge\",\"path\":\"\",\"value\":{\"a\":{\"k2\":{\"$data\":\"/obj/n\"}}}},"
+		"{\"op\":\"copy\",\"from\":\"/a\",\"path\":\"/a2\"},"
+		"{\"op\":\"move\",\"from\":\"/a2/k\",\"path\":\"/k\"},"
+		"{\"op\":\"add\",\"path\":\"/l/-\",\"value\":{\"id\":3}},"
+		"{\"op\":\"remove_where\",\"path\":\"/l\",\"where\":[{\"pointer\":\"/id\",\"equals\":{\"$data\":\"/id\"}}]},"
+		"{\"op\":\"remove_where\",\"path\":\"/o\",\"where\":[{\"pointer\":\"/id\",\"equals\":{\"$data\":\"/id\"}}]},"
+		"{\"op\":\"test\",\"path\":\"/plain\",\"value\":{\"x\":[1,\"s\",null,true]}}]";
+	EsJson	   *state = J(state_text);
+	EsJson	   *before = J(state_text);
+	EsJson	   *effect = J(effect_text);
+	EsJson	   *event = make_event("{\"obj\":{\"n\":{\"deep\":[1,2]}},\"id\":2}",
+								   "{\"m\":{\"mm\":[true,\"x\"]}}");
+	EsJson	   *patch = NULL;
+	EsJson	   *resolved = NULL;
+	EsJson	   *inverse = NULL;
+	EsJson	   *doc;
+	EsJson	   *built;
+	EsEventFields f;
+	EsEngineError err;
+
+	CHECK(es_effect_apply_resolve(state, effect, event, &patch, &err) == ES_ENGINE_OK);
+	CHECK(unshared(state));
+	CHECK(unshared(patch));
+	CHECK(unshared(effect));
+	CHECK(unshared(event));
+	CHECK(es_effect_resolve(effect, event, before, &resolved, &err) == ES_ENGINE_OK);
+	CHECK(unshared(resolved));
+	CHECK(unshared(before));
+	CHECK(es_patch_inverse(before, patch, &inverse, &err) == ES_ENGINE_OK);
+	CHECK(unshared(inverse));
+	CHECK(unshared(patch));
+	doc = es_json_copy(before);
+	CHECK(es_patch_apply(doc, patch, &err) == ES_ENGINE_OK);
+	CHECK(unshared(doc));
+	CHECK(unshared(patch));
+	CHECK(es_json_equal(doc, state));
+	CHECK(es_patch_apply(doc, inverse, &err) == ES_ENGINE_OK);
+	CHECK(unshared(doc));
+	CHECK(es_json_equal(doc, before));
+	es_json_free(doc);
+	es_json_free(resolved);
+	es_json_free(inverse);
+	es_json_free(patch);
+	es_json_free(effect);
+
+	/* the root replaced by data, then a failure: rolled back, still a tree */
+	effect = J("[{\"op\":\"add\",\"path\":\"\",\"value\":{\"$data\":\"/obj\"}},"
+			   "{\"op\":\"merge\",\"path\":\"\",\"value\":{\"n\":{\"$data\":\"/obj\"}}},"
+			   "{\"op\":\"remove_where\",\"path\":\"/n/n/deep\",\"where\":[{\"pointer\":\"\",\"equals\":1}]},"
+			   "{\"op\":\"test\",\"path\":\"/nope\",\"value\":1}]");
+	doc = es_json_copy(state);
+	CHECK(es_effect_apply(doc, effect, event, &err) == ES_ENGINE_REJECTED);
+	CHECK(unshared(doc));
+	CHECK(es_json_equal(doc, state));
+	es_json_free(doc);
+	es_json_free(effect);
+	/* the same steps succeeding */
+	effect = J("[{\"op\":\"add\",\"path\":\"\",\"value\":{\"$data\":\"/obj\"}},"
+			   "{\"op\":\"merge\",\"path\":\"\",\"value\":{\"n\":{\"$data\":\"/obj\"}}},"
+			   "{\"op\":\"remove_where\",\"path\":\"/n/n/deep\",\"where\":[{\"pointer\":\"\",\"equals\":1}]}]");
+	doc = es_json_copy(state);
+	CHECK(es_effect_apply_resolve(doc, effect, event, &patch, &err) == ES_ENGINE_OK);
+	CHECK(unshared(doc));
+	CHECK(unshared(patch));
+	CHECK(unshared(event));
+	/* a plain patch that replaces the root and fails */
+	{
+		EsJson	   *p = J("[{\"op\":\"replace\",\"path\":\"\",\"value\":{\"r\":[1]}},{\"op\":\"copy\",\"from\":\"/r\",\"path\":\"/c\"},{\"op\":\"remove\",\"path\":\"/zz\"}]");
+		EsJson	   *copy = es_json_copy(doc);
+
+		CHECK(es_patch_apply(copy, p, &err) == ES_ENGINE_REJECTED);
+		CHECK(unshared(copy));
+		CHECK(unshared(p));
+		CHECK(es_json_equal(copy, doc));
+		es_json_free(copy);
+		es_json_free(p);
+	}
+	es_json_free(doc);
+	es_json_free(patch);
+	es_json_free(effect);
+
+	/* an event built from its fields */
+	memset(&f, 0, sizeof(f));
+	f.data = "{\"a\":[1,{\"b\":null}]}";
+	f.data_len = strlen(f.data);
+	f.metadata = "{\"c\":\"d\"}";
+	f.metadata_len = strlen(f.metadata);
+	f.sequence_number = 3;
+	f.created_at = "t";
+	f.username = "u";
+	f.event_type = "e";
+	built = es_event_new(&f, &err);
+	CHECK(built != NULL);
+	CHECK(unshared(built));
+	es_json_free(built);
+
+	es_json_free(state);
+	es_json_free(before);
+	es_json_free(event);
+}
+
 /* ---- allocation failures ---- */
 
 static long alloc_budget = -1;
@@ -1479,6 +1911,10 @@ test_out_of_memory(void)
 		st = es_effect_apply_resolve(state, eff, ev, &patch, &err);
 		alloc_budget = -1;
 		CHECK(st == ES_ENGINE_OK || st == ES_ENGINE_NOMEM || st == ES_ENGINE_REJECTED);
+		/* whatever happened, the state is a tree that can be freed */
+		CHECK(unshared(state));
+		if (patch != NULL)
+			CHECK(unshared(patch));
 		if (st == ES_ENGINE_NOMEM)
 		{
 			nomem++;
@@ -1526,6 +1962,146 @@ test_out_of_memory(void)
 	CHECK(nomem > 50);
 }
 
+
+/*
+ * test_out_of_memory_entry_points: every other entry point that allocates
+ * documents, with allocation failing after each number of allocations:
+ * it reports "out of memory" (never a wrong reason), leaks nothing (the
+ * sanitizer checks) and leaves trees that can be freed.
+ */
+static void
+test_out_of_memory_entry_points(void)
+{
+	const char *text = "{\"a\":[1,2.5,\"s\",{\"b\":null,\"c\":[true,false]}],\"d\":{\"e\":\"f\"}}";
+	const char *ok_patch = "[{\"op\":\"add\",\"path\":\"/x\",\"value\":{\"y\":[1,2]}},"
+		"{\"op\":\"move\",\"from\":\"/a\",\"path\":\"/d/a\"},"
+		"{\"op\":\"replace\",\"path\":\"/d/e\",\"value\":[\"g\"]},"
+		"{\"op\":\"copy\",\"from\":\"/d\",\"path\":\"/t\"},"
+		"{\"op\":\"remove\",\"path\":\"/t/a/3\"},"
+		"{\"op\":\"replace\",\"path\":\"\",\"value\":{\"r\":{\"s\":1},\"d\":{}}},"
+		"{\"op\":\"add\",\"path\":\"/d/z\",\"value\":0}]";
+	const char *fail_patch = "[{\"op\":\"add\",\"path\":\"/x\",\"value\":{\"y\":[1,2]}},"
+		"{\"op\":\"move\",\"from\":\"/a\",\"path\":\"/d/a\"},"
+		"{\"op\":\"remove\",\"path\":\"/d/a/0\"},"
+		"{\"op\":\"replace\",\"path\":\"\",\"value\":{\"r\":{\"s\":1}}},"
+		"{\"op\":\"copy\",\"from\":\"/r\",\"path\":\"/t\"},"
+		"{\"op\":\"test\",\"path\":\"/zz\",\"value\":1}]";
+	long		budget;
+	int			parse_nomem = 0;
+	int			event_nomem = 0;
+	int			patch_nomem = 0;
+	int			inverse_nomem = 0;
+	int			copy_nomem = 0;
+	int			inverse_ok = 0;
+
+	json_set_alloc_funcs(failing_malloc, free);
+	/* past 212 allocations, es_patch_inverse succeeds too */
+	for (budget = 0; budget < 240; budget++)
+	{
+		EsJson	   *doc;
+		EsJson	   *orig = J(text);
+		EsJson	   *patch = J(fail_patch);
+		EsJson	   *good = J(ok_patch);
+		EsJson	   *inverse = NULL;
+		EsEventFields f;
+		EsEngineError err;
+		EsEngineStatus st;
+
+		/* parsing: NULL only for want of memory, and said so */
+		alloc_budget = budget;
+		doc = es_json_parse(text, strlen(text), &err);
+		alloc_budget = -1;
+		if (doc == NULL)
+		{
+			parse_nomem++;
+			CHECK(strcmp(err.message, "out of memory") == 0);
+		}
+		else
+			CHECK(unshared(doc) && es_json_equal(doc, orig));
+		es_json_free(doc);
+
+		/* the event document */
+		memset(&f, 0, sizeof(f));
+		f.data = text;
+		f.data_len = strlen(text);
+		f.metadata = "{\"k\":[1]}";
+		f.metadata_len = strlen(f.metadata);
+		f.sequence_number = 9;
+		f.created_at = "2026-01-19T12:00:00Z";
+		f.user_id = "1";
+		f.event_type = "t";
+		alloc_budget = budget;
+		doc = es_event_new(&f, &err);
+		alloc_budget = -1;
+		if (doc == NULL)
+		{
+			event_nomem++;
+			CHECK(strcmp(err.message, "out of memory") == 0);
+		}
+		else
+			CHECK(unshared(doc));
+		es_json_free(doc);
+
+		/* a plain patch that fails after changes: the rollback allocates */
+		doc = es_json_copy(orig);
+		alloc_budget = budget;
+		st = es_patch_apply(doc, patch, &err);
+		alloc_budget = -1;
+		CHECK(st == ES_ENGINE_REJECTED || st == ES_ENGINE_NOMEM);
+		CHECK(unshared(doc));
+		if (st == ES_ENGINE_REJECTED)
+			CHECK(es_json_equal(doc, orig));
+		else
+		{
+			patch_nomem++;
+			CHECK(strcmp(err.message, "out of memory") == 0);
+		}
+		es_json_free(doc);
+
+		/* a patch that applies, and its inverse */
+		alloc_budget = budget;
+		st = es_patch_inverse(orig, good, &inverse, &err);
+		alloc_budget = -1;
+		CHECK(st == ES_ENGINE_OK || st == ES_ENGINE_NOMEM);
+		if (st == ES_ENGINE_OK)
+		{
+			inverse_ok++;
+			CHECK(unshared(inverse));
+			doc = es_json_copy(orig);
+			CHECK(es_patch_apply(doc, good, &err) == ES_ENGINE_OK);
+			CHECK(es_patch_apply(doc, inverse, &err) == ES_ENGINE_OK);
+			CHECK(es_json_equal(doc, orig));
+			es_json_free(doc);
+		}
+		else
+		{
+			inverse_nomem++;
+			CHECK(inverse == NULL);
+			CHECK(strcmp(err.message, "out of memory") == 0);
+		}
+		es_json_free(inverse);
+
+		/* copies */
+		alloc_budget = budget;
+		doc = es_json_copy(orig);
+		alloc_budget = -1;
+		if (doc == NULL)
+			copy_nomem++;
+		else
+			CHECK(unshared(doc) && es_json_equal(doc, orig));
+		es_json_free(doc);
+
+		es_json_free(orig);
+		es_json_free(patch);
+		es_json_free(good);
+	}
+	json_set_alloc_funcs(malloc, free);
+	printf("    out of memory: %d parses, %d events, %d patches, %d inverses, %d copies\n",
+		   parse_nomem, event_nomem, patch_nomem, inverse_nomem, copy_nomem);
+	CHECK(parse_nomem > 5 && event_nomem > 5 && patch_nomem > 5 &&
+		  inverse_nomem > 5 && copy_nomem > 5 && inverse_ok > 5);
+}
+
 /*
  * main: runs every case; the last line is "N passed, N failed".
  */
@@ -1557,7 +2133,10 @@ main(void)
 	RUN(test_effect_resolve);
 	RUN(test_schema);
 	RUN(test_playbook);
+	RUN(test_effect_check_schema);
 	RUN(test_large_state);
+	RUN(test_no_shared_nodes);
 	RUN(test_out_of_memory);
+	RUN(test_out_of_memory_entry_points);
 	return harness_summary();
 }
