@@ -194,7 +194,6 @@ fold_events(EsState *st, EsCategoryDefinitions *defs, int64 version,
 	Oid			argtypes[3] = {TEXTOID, INT8OID, INT8OID};
 	Datum		args[3];
 	SPIPlanPtr	plan;
-	Portal		portal;
 	MemoryContext eventcxt;
 	uint64		i;
 
@@ -210,31 +209,52 @@ fold_events(EsState *st, EsCategoryDefinitions *defs, int64 version,
 						 " ORDER BY sequence_number",
 						 3, argtypes);
 
-	/* a read-only cursor runs with the active snapshot */
-	if (latest)
-		PushActiveSnapshot(GetLatestSnapshot());
-	portal = SPI_cursor_open(NULL, plan, args, NULL, true);
-	if (latest)
-		PopActiveSnapshot();
-	if (portal == NULL)
-		elog(ERROR, "SPI_cursor_open failed: %s",
-			 SPI_result_code_string(SPI_result));
-
 	eventcxt = AllocSetContextCreate(CurrentMemoryContext,
 									 "eventsourcing replayed event",
 									 ALLOCSET_DEFAULT_SIZES);
-	for (;;)
+
+	/*
+	 * A few events (an append catching up with other sessions' appends) are
+	 * read at once; a long fold goes through a cursor, so that memory stays
+	 * bounded by ES_FOLD_FETCH rows.
+	 */
+	if (version - st->version <= ES_FOLD_FETCH)
 	{
-		CHECK_FOR_INTERRUPTS();
-		SPI_cursor_fetch(portal, true, ES_FOLD_FETCH);
-		if (SPI_processed == 0)
-			break;
+		if (latest)
+			es_query_run_latest(plan, args, NULL, 0, SPI_OK_SELECT);
+		else
+			es_query_run(plan, args, NULL, true, 0, SPI_OK_SELECT);
 		for (i = 0; i < SPI_processed; i++)
 			replay_event(st, defs, SPI_tuptable->vals[i],
 						 SPI_tuptable->tupdesc, eventcxt);
 		SPI_freetuptable(SPI_tuptable);
 	}
-	SPI_cursor_close(portal);
+	else
+	{
+		Portal		portal;
+
+		/* a read-only cursor runs with the active snapshot */
+		if (latest)
+			PushActiveSnapshot(GetLatestSnapshot());
+		portal = SPI_cursor_open(NULL, plan, args, NULL, true);
+		if (latest)
+			PopActiveSnapshot();
+		if (portal == NULL)
+			elog(ERROR, "SPI_cursor_open failed: %s",
+				 SPI_result_code_string(SPI_result));
+		for (;;)
+		{
+			CHECK_FOR_INTERRUPTS();
+			SPI_cursor_fetch(portal, true, ES_FOLD_FETCH);
+			if (SPI_processed == 0)
+				break;
+			for (i = 0; i < SPI_processed; i++)
+				replay_event(st, defs, SPI_tuptable->vals[i],
+							 SPI_tuptable->tupdesc, eventcxt);
+			SPI_freetuptable(SPI_tuptable);
+		}
+		SPI_cursor_close(portal);
+	}
 	MemoryContextDelete(eventcxt);
 
 	if (st->version != version)

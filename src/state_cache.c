@@ -58,6 +58,14 @@ static dlist_head dirty = DLIST_STATIC_INIT(dirty);
 static Size cached_bytes = 0;
 
 /*
+ * Pins taken and not yet released.  Normally 0 at the end of a transaction;
+ * only an error leaves pins behind, and only then are the entries walked to
+ * clear them (walking the whole cache at every commit would cost more than
+ * the cache saves).
+ */
+static int	pins_held = 0;
+
+/*
  * The entry of a node of the LRU list or of the dirty list.  (cppcheck
  * takes dlist_container's offsetof arithmetic for a null dereference.)
  */
@@ -125,6 +133,21 @@ es_state_cache_reset(void)
 }
 
 /*
+ * Forget the pins of code that is gone (the end of the top transaction).
+ */
+static void
+clear_pins(void)
+{
+	dlist_iter	iter;
+
+	if (pins_held == 0)
+		return;
+	dlist_foreach(iter, &lru)
+		lru_state(iter.cur)->pins = 0;
+	pins_held = 0;
+}
+
+/*
  * Drop the dirty entries; on abort of the top transaction, every pin is
  * gone with the code that held it.
  */
@@ -134,10 +157,7 @@ drop_dirty(bool top_level)
 	dlist_mutable_iter iter;
 
 	if (top_level)
-	{
-		dlist_foreach_modify(iter, &lru)
-			lru_state(iter.cur)->pins = 0;
-	}
+		clear_pins();
 	dlist_foreach_modify(iter, &dirty)
 	{
 		EsState    *st = dirty_state(iter.cur);
@@ -169,8 +189,7 @@ state_xact_callback(XactEvent event, void *arg)
 				dlist_delete(&st->dirty_node);
 				st->dirty = false;
 			}
-			dlist_foreach_modify(iter, &lru)
-				lru_state(iter.cur)->pins = 0;
+			clear_pins();
 			break;
 		default:
 			break;
@@ -226,6 +245,7 @@ es_state_get(const char *stream)
 	}
 	dlist_move_head(&lru, &st->lru_node);
 	st->pins++;
+	pins_held++;
 	return st;
 }
 
@@ -248,6 +268,7 @@ es_state_new(const char *stream)
 	strlcpy(st->stream, stream, sizeof(st->stream));
 	st->generation = es_definitions_generation;
 	st->pins = 1;
+	pins_held++;
 	st->doc = es_json_empty_object();
 	MemoryContextSwitchTo(oldcxt);
 	if (st->doc == NULL)
@@ -350,6 +371,8 @@ es_state_release(EsState *st, bool keep)
 	Size		limit = (Size) es_state_cache_size * 1024 * 1024;
 
 	Assert(st->pins > 0);
+	if (pins_held > 0)
+		pins_held--;
 	if (keep && st->generation == es_definitions_generation)
 	{
 		/* still pinned here, so that make_room leaves it alone */
