@@ -53,7 +53,7 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-.PHONY: cppcheck bench
+.PHONY: cppcheck bench bench-state
 
 # Findings inside PostgreSQL's headers are not ours; one configuration of
 # their #ifdefs (the one this build uses) keeps the run short.
@@ -67,3 +67,8 @@ cppcheck:
 
 bench:
 	test/bench/run.sh
+
+# the state engine: replay against a hand-written fold and bare reading,
+# validated against unvalidated appends
+bench-state:
+	test/bench/state.sh
