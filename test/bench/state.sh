@@ -61,15 +61,21 @@
 # store exactly its transactions.  Ratio: validated / unvalidated TPS
 # (target >= 0.8).  Workload "append_nocache" adds a third side:
 # validated with eventsourcing.state_cache_size = 0 (every append folds the
-# stream's state from its snapshot and events), to see what the cache buys.
+# stream's state from its snapshot and events), to see what the cache buys;
+# "append_bigcache" one with state_cache_size = BENCH_CACHE_MB, large enough
+# for every stream's state (the default 16 MB is not: see the report);
+# "append_owned" the pair validated_owned / unvalidated_owned, in which
+# each client appends to its own BENCH_STREAMS / clients streams only, so
+# that a backend's cached state is never made stale by another session.
 #
 # Environment: BENCH_STATE_WORKLOADS (subset of: replay append
-# append_nocache; default "replay append"), BENCH_SECONDS (default 20),
-# BENCH_REPEAT (rounds, median reported; default 3), BENCH_CLIENTS (default
-# 8), BENCH_JOBS, BENCH_STREAMS, BENCH_EVENTS, BENCH_FOLD_TIMEOUT (0: none),
-# BENCH_FOLD_PREFIX, BENCH_CACHE_MB (state_cache_size of the loading session
-# and of (e); default 1024), BENCH_USE_EXISTING, BENCH_CLUSTER_DIR,
-# BENCH_PORT, BENCH_DB, BENCH_KEEP_RUNNING=1, BENCH_EXTRA_CONF.
+# append_nocache append_bigcache append_owned; default "replay append"),
+# BENCH_SECONDS (default 20), BENCH_REPEAT (rounds, median reported; default
+# 3), BENCH_CLIENTS (default 8), BENCH_JOBS, BENCH_STREAMS, BENCH_EVENTS,
+# BENCH_FOLD_TIMEOUT (seconds; 0: none), BENCH_FOLD_PREFIX, BENCH_CACHE_MB
+# (state_cache_size of the loading sessions, of (e) and of append_bigcache;
+# default 1024), BENCH_USE_EXISTING, BENCH_CLUSTER_DIR, BENCH_PORT, BENCH_DB,
+# BENCH_KEEP_RUNNING=1, BENCH_EXTRA_CONF.
 # Output: the report on stdout and in test/bench/results/<timestamp>-state.txt,
 # pgbench output and every single timing in <timestamp>-state.log.  Exit
 # status 0 unless a run or a check failed; targets missed are reported, not
@@ -101,8 +107,8 @@ die() { echo "state.sh: error: $*" >&2; exit 1; }
 
 for wl in $WORKLOADS; do
 	case "$wl" in
-		replay | append | append_nocache) ;;
-		*) die "unknown workload \"$wl\" in BENCH_STATE_WORKLOADS (replay append append_nocache)" ;;
+		replay | append | append_nocache | append_bigcache | append_owned) ;;
+		*) die "unknown workload \"$wl\" in BENCH_STATE_WORKLOADS (replay append append_nocache append_bigcache append_owned)" ;;
 	esac
 done
 has() { case " $WORKLOADS " in *" $1 "*) return 0 ;; esac; return 1; }
@@ -273,7 +279,7 @@ bench_replay() {
 	local sql_ap="SELECT es_replay('$s_full', $PREFIX);"
 	local sql_cp="SELECT bench.fold_plpgsql('$s_full', $PREFIX);"
 	local -a TA=() TB=() TC=() TD=() TE=() TAP=() TCP=()
-	local t a_warm fold_timeout c_timed_out=0 rep
+	local t a_warm fold_timeout c_timed_out=0 c_shown rep
 
 	log "replay: warm-up"
 	time_sql "" "$sql_d" >/dev/null || die "(d) failed"
@@ -297,9 +303,15 @@ bench_replay() {
 				timeout*)
 					c_timed_out=1
 					TC+=("${t#timeout }")
+					c_shown="> ${t#timeout } (timeout)"
 					;;
-				*) TC+=("$t") ;;
+				*)
+					TC+=("$t")
+					c_shown=$t
+					;;
 			esac
+		else
+			c_shown="not run (timed out before)"
 		fi
 		t=$(time_sql "" "$sql_d") || die "(d) failed"
 		TD+=("$t")
@@ -309,10 +321,8 @@ bench_replay() {
 		TAP+=("$t")
 		t=$(time_sql "" "$sql_cp") || die "(c') failed"
 		TCP+=("$t")
-		log "replay round $rep: (a) ${TA[-1]}  (b) ${TB[-1]}  (c) ${TC[-1]}$([ "$c_timed_out" = 1 ] && echo ' (timeout)')  (d) ${TD[-1]}  (e) ${TE[-1]}  (a') ${TAP[-1]}  (c') ${TCP[-1]} ms"
-		{
-			echo "replay round $rep ms: a=${TA[-1]} b=${TB[-1]} c=${TC[-1]} d=${TD[-1]} e=${TE[-1]} a'=${TAP[-1]} c'=${TCP[-1]}"
-		} >>"$RAW"
+		log "replay round $rep, ms: (a) ${TA[-1]}  (b) ${TB[-1]}  (c) $c_shown  (d) ${TD[-1]}  (e) ${TE[-1]}  (a') ${TAP[-1]}  (c') ${TCP[-1]}"
+		echo "replay round $rep, ms: a=${TA[-1]} b=${TB[-1]} c=$c_shown d=${TD[-1]} e=${TE[-1]} a'=${TAP[-1]} c'=${TCP[-1]}" >>"$RAW"
 	done
 
 	local ma mb mc md me map mcp r_ca r_ad v_ca c_note=""
@@ -365,6 +375,7 @@ bench_replay() {
 # append with and without validation
 # =====================================================================
 declare -A TPS_ALL SNAPS
+CACHE_NOTE=
 reset_append() {
 	psql -X -q -v ON_ERROR_STOP=1 -d "$DB" >/dev/null <<SQL
 SET client_min_messages = warning;
@@ -383,13 +394,14 @@ SQL
 
 wl_category() {
 	case "$1" in
-		unvalidated) echo freeform ;;
+		unvalidated*) echo freeform ;;
 		*) echo playbook ;;
 	esac
 }
 wl_options() {
 	case "$1" in
 		validated_nocache) echo "-c eventsourcing.notify=off -c eventsourcing.state_cache_size=0" ;;
+		validated_bigcache) echo "-c eventsourcing.notify=off -c eventsourcing.state_cache_size=$CACHE_MB" ;;
 		*) echo "-c eventsourcing.notify=off" ;;
 	esac
 }
@@ -400,7 +412,8 @@ run_append() {
 	jobs=$((clients < MAX_JOBS ? clients : MAX_JOBS))
 	reset_append
 	out=$(PGOPTIONS="$(wl_options "$wl")" pgbench -n -M prepared -c "$clients" -j "$jobs" -T "$SECONDS_PER_RUN" \
-		-D nstreams="$NSTREAMS" -D category="$cat" -f "$BENCH_DIR/state_append.sql" "$DB" 2>&1) || rc=$?
+		-D nstreams="$NSTREAMS" -D category="$cat" -D nclients="$clients" \
+		-D owned="$(case "$wl" in *_owned) echo 1 ;; *) echo 0 ;; esac)" -f "$BENCH_DIR/state_append.sql" "$DB" 2>&1) || rc=$?
 	{
 		echo "==== $wl category=$cat clients=$clients rc=$rc"
 		echo "$out"
@@ -414,6 +427,17 @@ run_append() {
 		fail "$wl/$clients: pgbench rc=$rc failed=${failed:-?} processed=${processed:-?} rows=$rows; see $RAW"
 		echo "$out" | grep -iE 'error|abort' | head -n 5 >&2 || true
 	fi
+	if [ "$wl" = validated ] && [ -z "$CACHE_NOTE" ]; then
+		# what the streams just written take in one backend's state cache
+		CACHE_NOTE=$(q_opts "-c eventsourcing.state_cache_size=$CACHE_MB" "
+			SELECT count(es_replay(stream)) FROM es.streams WHERE category = 'playbook';
+			SELECT format('%s streams of %s events on average (%s bytes of state as jsonb text) take %s MB in one backend''s state cache, %s kB per stream; eventsourcing.state_cache_size is %s MB by default',
+			              count(*), round(avg(es_version(stream)), 1), round(avg(octet_length(es_replay(stream)::text))),
+			              (SELECT round(sum(total_bytes) / 1048576.0, 1) FROM pg_backend_memory_contexts WHERE name = 'eventsourcing state'),
+			              (SELECT round(avg(total_bytes) / 1024.0, 1) FROM pg_backend_memory_contexts WHERE name = 'eventsourcing state'),
+			              (SELECT boot_val FROM pg_settings WHERE name = 'eventsourcing.state_cache_size'))
+			  FROM es.streams WHERE category = 'playbook'" | tail -n 1)
+	fi
 	TPS_ALL[$wl,$clients]="${TPS_ALL[$wl,$clients]:-} ${tps:-0}"
 	SNAPS[$wl,$clients]=$((${SNAPS[$wl,$clients]:-0} + snaps))
 	log "$(printf '%-18s %3s clients: %10s tps (%s snapshots written)' "$wl" "$clients" "${tps:-?}" "$snaps")"
@@ -421,7 +445,9 @@ run_append() {
 
 bench_append() {
 	local sides=(validated unvalidated) order clients rep wl v u
-	has append_nocache && sides+=(validated_nocache)
+	if has append_nocache; then sides+=(validated_nocache); fi
+	if has append_bigcache; then sides+=(validated_bigcache); fi
+	if has append_owned; then sides+=(validated_owned unvalidated_owned); fi
 	for clients in $CLIENT_LIST; do
 		for ((rep = 1; rep <= REPEAT; rep++)); do
 			# alternate the order, so that neither side always runs first
@@ -444,11 +470,17 @@ bench_append() {
 			rep_line '  %-20s %7s %11.1f %13s  %s (%s)' "$wl" "$clients" "$v" "$(ratio "$v" "$u")" "${TPS_ALL[$wl,$clients]# }" "${SNAPS[$wl,$clients]}"
 		done
 	done
+	rep_line '  state cache after a validated run: %s' "$CACHE_NOTE"
 	rep_line '  ratios:'
 	for clients in $CLIENT_LIST; do
 		# shellcheck disable=SC2086
 		v=$(ratio "$(median ${TPS_ALL[validated,$clients]})" "$(median ${TPS_ALL[unvalidated,$clients]})")
 		rep_line '    %-52s %8s  (target >= 0.8: %s)' "validated / unvalidated TPS, $clients clients" "$v" "$(verdict "$v" ">=" 0.8)"
+		if has append_owned; then
+			# shellcheck disable=SC2086
+			v=$(ratio "$(median ${TPS_ALL[validated_owned,$clients]})" "$(median ${TPS_ALL[unvalidated_owned,$clients]})")
+			rep_line '    %-52s %8s' "the same, each client on its own streams" "$v"
+		fi
 	done
 	rep_line ''
 }
@@ -457,7 +489,7 @@ log "workloads: $WORKLOADS; BENCH_REPEAT=$REPEAT; extension $extversion on $PGHO
 if has replay; then
 	bench_replay
 fi
-if has append || has append_nocache; then
+if has append || has append_nocache || has append_bigcache || has append_owned; then
 	bench_append
 fi
 

@@ -5,8 +5,15 @@
 -- script runs against a category with definitions (every event validated:
 -- schema + effect on the stream's state) and one without; every event is
 -- valid, so no transaction may fail.
--- -D category=playbook|freeform -D nstreams=N
+-- -D category=playbook|freeform -D nstreams=N -D owned=0|1 -D nclients=C
+-- owned=1: client k (0-based) appends only to its own nstreams / C
+-- streams, so that no other session appends to a stream between two of its
+-- appends (a backend's cached state of the stream is never stale).
+\if :owned
+\set sid 1 + (:client_id % :nclients) * (:nstreams / :nclients) + random(0, :nstreams / :nclients - 1)
+\else
 \set sid random(1, :nstreams)
+\endif
 \set x random(0, 2000)
 \set y random(0, 2000)
 \set add random(0, 1)
