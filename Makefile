@@ -12,9 +12,11 @@ EXTVERSION = $(shell grep default_version $(EXTENSION).control | \
 MODULE_big = eventsourcing
 OBJS = \
 	src/append.o \
+	src/compact.o \
 	src/definition.o \
 	src/engine_jsonb.o \
 	src/guc.o \
+	src/history.o \
 	src/message.o \
 	src/notify.o \
 	src/query.o \
@@ -25,12 +27,14 @@ OBJS = \
 	src/state_cache.o \
 	src/stream.o \
 	src/trigger.o \
+	src/verify.o \
 	src/effect.o \
 	src/event_doc.o \
 	src/json_doc.o \
 	src/json_patch.o \
 	src/json_pointer.o \
-	src/schema.o
+	src/schema.o \
+	src/undo_patch.o
 PGFILEDESC = "eventsourcing - event store with per-stream sequences"
 
 # install scripts only; a released script is never edited

@@ -82,22 +82,23 @@ check_expected_version(int64 expected_version)
 }
 
 /*
- * open_events
- *		Open es.events for appending as the calling user.
+ * es_open_events
+ *		Open es.events for appending as the calling user; caller names the
+ *		function for the read-only error.
  *
  * The insert below bypasses the SQL layer, so the privileges an INSERT ...
  * RETURNING would need are checked here: INSERT and SELECT on es.events.
  * Row-level security, which that layer would apply, is refused rather than
  * silently ignored.
  */
-static Relation
-open_events(void)
+Relation
+es_open_events(const char *caller)
 {
 	Oid			nspid;
 	Oid			relid;
 	AclResult	aclresult;
 
-	PreventCommandIfReadOnly("es_append()");
+	PreventCommandIfReadOnly(caller);
 
 	nspid = get_namespace_oid("es", false);
 	aclresult = pg_namespace_aclcheck(nspid, GetUserId(), ACL_USAGE);
@@ -229,11 +230,42 @@ es_append(PG_FUNCTION_ARGS)
 		ev.nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
 	}
 
-	rel = open_events();
+	rel = es_open_events("es_append()");
 	result = append_event(rel, &ev);
 	table_close(rel, NoLock);
 
 	PG_RETURN_DATUM(result);
+}
+
+/*
+ * es_append_row
+ *		Append one event to es.events, opened with es_open_events; return
+ *		the stored row.  user_id and username are (Datum) 0 for null;
+ *		sequence_number 0 appends at any version.
+ */
+Datum
+es_append_row(Relation rel, Datum stream, const char *event_type, Jsonb *data,
+			  int64 sequence_number, Datum user_id, Datum username)
+{
+	EsNewEvent	ev;
+
+	memset(ev.nulls, 'n', sizeof(ev.nulls));
+	ev.values[0] = stream;
+	ev.nulls[0] = ' ';
+	ev.values[1] = CStringGetTextDatum(event_type);
+	ev.nulls[1] = ' ';
+	ev.values[2] = JsonbPGetDatum(data);
+	ev.nulls[2] = ' ';
+	if (sequence_number > 0)
+	{
+		ev.values[4] = Int64GetDatum(sequence_number);
+		ev.nulls[4] = ' ';
+	}
+	ev.values[6] = user_id;
+	ev.nulls[6] = user_id == (Datum) 0 ? 'n' : ' ';
+	ev.values[7] = username;
+	ev.nulls[7] = username == (Datum) 0 ? 'n' : ' ';
+	return append_event(rel, &ev);
 }
 
 /*
@@ -406,7 +438,7 @@ es_append_batch(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 
-	rel = open_events();
+	rel = es_open_events("es_append()");
 
 	errcallback.callback = batch_error_callback;
 	errcallback.arg = &i;

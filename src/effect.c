@@ -1016,6 +1016,9 @@ es_effect_step(EsApply *a, const json_t *step, const EsEvent *ev)
 				es_ptr_resolve(a->root, &path, path.ntokens, &res);
 				if (res.fail != ES_PTR_FOUND)
 					status = es_ptr_fail(a, &path, &res);
+				else if (a->reads != NULL &&
+						 es_log_op(a->reads, spec->name, NULL, pbuf.data, NULL) != ES_ENGINE_OK)
+					status = es_nomem(a->err);
 				break;
 			case ES_OP_ABSENT:
 				es_ptr_resolve(a->root, &path, path.ntokens, &res);
@@ -1023,6 +1026,9 @@ es_effect_step(EsApply *a, const json_t *step, const EsEvent *ev)
 					status = es_error(a->err, ES_ENGINE_REJECTED,
 									  "value at \"%s\" already exists",
 									  path.text);
+				else if (a->reads != NULL &&
+						 es_log_op(a->reads, spec->name, NULL, pbuf.data, NULL) != ES_ENGINE_OK)
+					status = es_nomem(a->err);
 				break;
 			case ES_OP_REMOVE_WHERE:
 				status = es_remove_where(a, &path,
@@ -1300,11 +1306,12 @@ es_effect_check_schema(const EsJson *effect, const EsJson *schema,
 }
 
 /*
- * es_effect_apply_resolve: see engine.h.
+ * es_effect_apply_trace: see engine.h.
  */
 EsEngineStatus
-es_effect_apply_resolve(EsJson *state, const EsJson *effect,
-						const EsJson *event, EsJson **patch, EsEngineError *err)
+es_effect_apply_trace(EsJson *state, const EsJson *effect,
+					  const EsJson *event, EsJson **patch, EsJson **reads,
+					  EsEngineError *err)
 {
 	EsEngineError work;
 	EsApply		a;
@@ -1315,6 +1322,8 @@ es_effect_apply_resolve(EsJson *state, const EsJson *effect,
 	es_error_clear(&work);
 	if (patch)
 		*patch = NULL;
+	if (reads)
+		*reads = NULL;
 	if (state == NULL)
 		status = es_error(&work, ES_ENGINE_INVALID, "no state");
 	else if (effect == NULL || !json_is_array(effect))
@@ -1340,6 +1349,12 @@ es_effect_apply_resolve(EsJson *state, const EsJson *effect,
 		if (a.forward == NULL)
 			status = es_nomem(&work);
 	}
+	if (reads && status == ES_ENGINE_OK)
+	{
+		a.reads = json_array();
+		if (a.reads == NULL)
+			status = es_nomem(&work);
+	}
 	for (i = 0; status == ES_ENGINE_OK && i < json_array_size(effect); i++)
 	{
 		es_error_clear(&work);
@@ -1360,8 +1375,23 @@ es_effect_apply_resolve(EsJson *state, const EsJson *effect,
 		*patch = a.forward;
 		a.forward = NULL;
 	}
+	if (reads)
+	{
+		*reads = a.reads;
+		a.reads = NULL;
+	}
 	es_apply_release(&a);
 	return ES_ENGINE_OK;
+}
+
+/*
+ * es_effect_apply_resolve: see engine.h.
+ */
+EsEngineStatus
+es_effect_apply_resolve(EsJson *state, const EsJson *effect,
+						const EsJson *event, EsJson **patch, EsEngineError *err)
+{
+	return es_effect_apply_trace(state, effect, event, patch, NULL, err);
 }
 
 /*
@@ -1371,7 +1401,7 @@ EsEngineStatus
 es_effect_apply(EsJson *state, const EsJson *effect, const EsJson *event,
 				EsEngineError *err)
 {
-	return es_effect_apply_resolve(state, effect, event, NULL, err);
+	return es_effect_apply_trace(state, effect, event, NULL, NULL, err);
 }
 
 /*

@@ -206,6 +206,9 @@ extern void es_json_free(EsJson *doc);
 extern EsJson *es_json_empty_object(void);
 extern bool es_json_equal(const EsJson *a, const EsJson *b);
 
+/* es_json_member: member key of an object (borrowed), NULL if none */
+extern const EsJson *es_json_member(const EsJson *obj, const char *key);
+
 /*
  * Allocation and the event document (event_doc.c)
  *
@@ -326,6 +329,16 @@ extern EsEngineStatus es_effect_apply(EsJson *state, const EsJson *effect,
 extern EsEngineStatus es_effect_apply_resolve(EsJson *state, const EsJson *effect,
 											  const EsJson *event, EsJson **patch,
 											  EsEngineError *err);
+
+/*
+ * es_effect_apply_trace: es_effect_apply_resolve, and on success *reads (if
+ * reads is not NULL) gets what the effect relied on: its exists and absent
+ * steps, in order, as [{"op": "exists" | "absent", "path": P}, ...] with
+ * templates substituted.  On failure *patch and *reads are NULL.
+ */
+extern EsEngineStatus es_effect_apply_trace(EsJson *state, const EsJson *effect,
+											const EsJson *event, EsJson **patch,
+											EsJson **reads, EsEngineError *err);
 extern EsEngineStatus es_effect_resolve(const EsJson *effect, const EsJson *event,
 										const EsJson *state, EsJson **patch,
 										EsEngineError *err);
@@ -347,5 +360,29 @@ extern EsEngineStatus es_patch_apply(EsJson *doc, const EsJson *patch,
 									 EsEngineError *err);
 extern EsEngineStatus es_patch_inverse(const EsJson *doc_before, const EsJson *patch,
 									   EsJson **inverse, EsEngineError *err);
+
+/*
+ * Undo (undo_patch.c)
+ *
+ * es_undo_patch: *undo gets the patch that undoes patch applied to
+ * doc_before: es_patch_inverse, less the removal of every empty object or
+ * array that patch created with an add (the containers an effect makes
+ * sure exist: other changes may have filled them since).  Fails as
+ * es_patch_inverse does.
+ *
+ * es_patch_conflict: ES_ENGINE_REJECTED if a later change conflicts with
+ * applying undo now: its concrete patch later_patch changed (or tested) a
+ * value at, above or below a path where undo writes, or one of its reads
+ * (es_effect_apply_trace; NULL if none) relied on the existence of a value
+ * at or below a path where undo writes.  A path through an array stands
+ * for the whole array (elements shift).  err->path gets the later change's
+ * path and err->message says what happened.  ES_ENGINE_OK if there is no
+ * conflict; ES_ENGINE_INVALID if a patch is malformed.
+ */
+extern EsEngineStatus es_undo_patch(const EsJson *doc_before, const EsJson *patch,
+									EsJson **undo, EsEngineError *err);
+extern EsEngineStatus es_patch_conflict(const EsJson *undo, const EsJson *later_patch,
+										const EsJson *later_reads,
+										EsEngineError *err);
 
 #endif							/* ES_ENGINE_H */

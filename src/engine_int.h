@@ -178,6 +178,8 @@ typedef struct EsApply
 	EsUndoLog	undo;
 	json_t	   *forward;		/* if not NULL, the concrete ops are appended */
 	json_t	   *inverse;		/* if not NULL, the inverse ops, last first */
+	json_t	   *reads;			/* if not NULL, the exists and absent steps
+								 * that held, as {"op", "path"} */
 	EsEngineError *err;
 } EsApply;
 

@@ -85,6 +85,18 @@
 #define ES_ERRCODE_SCHEMA_MISMATCH			MAKE_SQLSTATE('2','2','S','0','1')
 /* 23S02: an event whose effect cannot be applied to its stream's state */
 #define ES_ERRCODE_EFFECT_FAILED			MAKE_SQLSTATE('2','3','S','0','2')
+/* 23S03: a later event changed what an undo or redo would change */
+#define ES_ERRCODE_UNDO_CONFLICT			MAKE_SQLSTATE('2','3','S','0','3')
+/* 55S01: the history asked for was removed by compaction or retention */
+#define ES_ERRCODE_HISTORY_COMPACTED		MAKE_SQLSTATE('5','5','S','0','1')
+/* 55S02: an event that cannot be undone or redone (already, wrong kind) */
+#define ES_ERRCODE_CANNOT_UNDO				MAKE_SQLSTATE('5','5','S','0','2')
+/* 55S03: the stream was deleted */
+#define ES_ERRCODE_STREAM_DELETED			MAKE_SQLSTATE('5','5','S','0','3')
+
+/* the built-in event types of es_undo and es_redo */
+#define ES_UNDO_EVENT_TYPE		"undo"
+#define ES_REDO_EVENT_TYPE		"redo"
 
 /*
  * Attribute numbers of es.events, in the order of the install script.  The
@@ -102,7 +114,9 @@
 #define Anum_es_events_username			10
 #define Anum_es_events_created_at		11
 #define Anum_es_events_transaction_id	12
-#define Natts_es_events					12
+#define Anum_es_events_db_role			13	/* since 1.2 */
+#define Natts_es_events					13
+#define Natts_es_events_1_0				12
 
 /* attribute numbers of es.streams */
 #define Anum_es_streams_stream			1
@@ -110,7 +124,9 @@
 #define Anum_es_streams_version			3
 #define Anum_es_streams_created_at		4
 #define Anum_es_streams_updated_at		5
-#define Natts_es_streams				5
+#define Anum_es_streams_deleted_at		6	/* since 1.2 */
+#define Natts_es_streams				6
+#define Natts_es_streams_1_0			5
 
 /* attribute numbers of es.event_types */
 #define Anum_es_event_types_category	1
@@ -131,6 +147,7 @@ extern int	es_notify_mode;
 extern int	es_max_event_size;
 extern int	es_snapshot_every;
 extern int	es_state_cache_size;	/* state_cache.c */
+extern bool es_maintenance;
 
 /* definition.c: a category's definitions, cached per backend */
 typedef struct EsDefinition
@@ -181,6 +198,26 @@ extern void es_state_release(EsState *st, bool keep);
 /* state.c */
 extern EsState *es_state_at(const char *stream, EsCategoryDefinitions *defs,
 							int64 version, bool latest);
+extern EsState *es_state_base(const char *stream, int64 *base);
+extern void es_state_fold(EsState *st, EsCategoryDefinitions *defs,
+						  int64 version, bool latest);
+extern void es_apply_patch_event(const char *stream, EsCategoryDefinitions *defs,
+								 const EsJson *patch, int64 version);
+extern bool es_is_history_event_type(const char *event_type);
+extern bool es_has_removals(void);
+
+/* what a stream's head looks like to the caller (state.c) */
+typedef struct EsStreamHead
+{
+	int64		version;		/* 0 if the stream has no row */
+	int64		base;			/* last event removed by compaction, 0 if
+								 * none */
+	bool		deleted;
+} EsStreamHead;
+
+extern void es_stream_head(const char *stream, bool latest, EsStreamHead *head);
+extern void es_check_not_compacted(const char *stream, const EsStreamHead *head,
+								   int64 version);
 extern EsJson *es_prepare_event(const char *stream, EsCategoryDefinitions *defs,
 								EsDefinition **def, const Datum *values,
 								const bool *isnull);
@@ -188,6 +225,19 @@ extern void es_apply_event(const char *stream, EsCategoryDefinitions *defs,
 						   EsDefinition *def, EsJson *event, int64 version,
 						   TimestampTz created_at);
 extern void es_write_snapshot(EsState *st, EsCategoryDefinitions *defs);
+
+/* history.c: the undo or redo event being appended by this backend */
+extern const EsJson *es_history_pending_patch(const char *stream,
+											  const char *event_type);
+
+/* append.c */
+extern Relation es_open_events(const char *caller);
+extern Datum es_append_row(Relation rel, Datum stream, const char *event_type,
+						   Jsonb *data, int64 sequence_number, Datum user_id,
+						   Datum username);
+
+/* compact.c */
+extern bool es_removing_events;
 
 /* engine_jsonb.c */
 extern void es_engine_init(void);
@@ -252,6 +302,9 @@ extern void es_query_run(struct _SPI_plan *plan, Datum *values,
 extern void es_query_run_latest(struct _SPI_plan *plan, Datum *values,
 								const char *nulls, long tcount,
 								int expected);
+extern void es_query_write_latest(struct _SPI_plan *plan, Datum *values,
+								  const char *nulls, long tcount,
+								  int expected);
 
 /* relation.c */
 extern void es_check_events_tupdesc(TupleDesc tupdesc);

@@ -31,6 +31,9 @@ int			es_max_event_size = 1024 * 1024;
 /* eventsourcing.snapshot_every, in events */
 int			es_snapshot_every = 100;
 
+/* eventsourcing.maintenance */
+bool		es_maintenance = false;
+
 static const struct config_enum_entry es_notify_options[] = {
 	{"commit", ES_NOTIFY_COMMIT, false},
 	{"off", ES_NOTIFY_OFF, false},
@@ -102,6 +105,19 @@ _PG_init(void)
 							NULL,
 							NULL,
 							NULL);
+
+	DefineCustomBoolVariable("eventsourcing.maintenance",
+							 "Lets a superuser update and delete events.",
+							 "For repairs only: es.events is append-only otherwise, and "
+							 "changed events make states, snapshots and caches wrong "
+							 "(es_verify() reports it).",
+							 &es_maintenance,
+							 false,
+							 PGC_SUSET,
+							 0,
+							 NULL,
+							 NULL,
+							 NULL);
 
 	MarkGUCPrefixReserved("eventsourcing");
 

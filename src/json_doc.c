@@ -828,3 +828,14 @@ es_json_equal(const EsJson *a, const EsJson *b)
 {
 	return es_equal(a, b, 0);
 }
+
+/*
+ * es_json_member: see engine.h.
+ */
+const EsJson *
+es_json_member(const EsJson *obj, const char *key)
+{
+	if (obj == NULL || !json_is_object(obj))
+		return NULL;
+	return json_object_get(obj, key);
+}

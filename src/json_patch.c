@@ -69,6 +69,7 @@ es_apply_init(EsApply *a, json_t *root, EsEngineError *err)
 	a->undo.cap = 0;
 	a->forward = NULL;
 	a->inverse = NULL;
+	a->reads = NULL;
 	a->err = err;
 }
 
@@ -189,7 +190,7 @@ es_apply_rollback(EsApply *a)
 
 /*
  * es_apply_release: forgets the undo log (the changes stay) and drops the
- * forward and inverse logs.
+ * forward, inverse and read logs.
  */
 void
 es_apply_release(EsApply *a)
@@ -204,8 +205,10 @@ es_apply_release(EsApply *a)
 	a->undo.cap = 0;
 	json_decref(a->forward);
 	json_decref(a->inverse);
+	json_decref(a->reads);
 	a->forward = NULL;
 	a->inverse = NULL;
+	a->reads = NULL;
 }
 
 /*

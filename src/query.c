@@ -119,7 +119,8 @@ run(SPIPlanPtr plan, Datum *values, const char *nulls, Snapshot snapshot,
 		rc = SPI_execute_plan(plan, values, nulls, read_only, tcount);
 	else
 		rc = SPI_execute_snapshot(plan, values, nulls, snapshot,
-								  InvalidSnapshot, read_only, false, tcount);
+								  InvalidSnapshot, read_only, !read_only,
+								  tcount);
 	if (rc != expected)
 		elog(ERROR, "SPI execution failed: %s", SPI_result_code_string(rc));
 }
@@ -147,4 +148,16 @@ es_query_run_latest(SPIPlanPtr plan, Datum *values, const char *nulls,
 					long tcount, int expected)
 {
 	run(plan, values, nulls, GetLatestSnapshot(), true, tcount, expected);
+}
+
+/*
+ * es_query_write_latest
+ *		Execute a kept plan that writes, with a fresh snapshot: the caller
+ *		holds the lock that makes every row it changes visible to it.
+ */
+void
+es_query_write_latest(SPIPlanPtr plan, Datum *values, const char *nulls,
+					  long tcount, int expected)
+{
+	run(plan, values, nulls, GetLatestSnapshot(), false, tcount, expected);
 }

@@ -51,12 +51,14 @@ static const EsColumn es_events_columns[Natts_es_events] = {
 	{"sequence_number", INT8OID}, {"event_id", UUIDOID},
 	{"event_type", TEXTOID}, {"data", JSONBOID}, {"metadata", JSONBOID},
 	{"user_id", TEXTOID}, {"username", TEXTOID},
-	{"created_at", TIMESTAMPTZOID}, {"transaction_id", XID8OID}
+	{"created_at", TIMESTAMPTZOID}, {"transaction_id", XID8OID},
+	{"db_role", TEXTOID}
 };
 
 static const EsColumn es_streams_columns[Natts_es_streams] = {
 	{"stream", TEXTOID}, {"category", TEXTOID}, {"version", INT8OID},
-	{"created_at", TIMESTAMPTZOID}, {"updated_at", TIMESTAMPTZOID}
+	{"created_at", TIMESTAMPTZOID}, {"updated_at", TIMESTAMPTZOID},
+	{"deleted_at", TIMESTAMPTZOID}
 };
 
 /*
@@ -65,15 +67,18 @@ static const EsColumn es_streams_columns[Natts_es_streams] = {
  * The C code addresses columns by the Anum_* numbers of eventsourcing.h;
  * a table altered by hand, or an install script and a library of different
  * versions, must be refused before anything is read at a wrong place.
+ * A table of an older version of the extension (fewer columns, the first
+ * ones the same) is accepted: the library serves a database until it is
+ * updated, and the code looks at the newer columns only when they exist.
  */
 static void
 check_tupdesc(TupleDesc tupdesc, const char *table, const EsColumn *columns,
-			  int ncolumns)
+			  int min_columns, int ncolumns)
 {
 	int			i;
-	bool		ok = (tupdesc->natts == ncolumns);
+	bool		ok = (tupdesc->natts >= min_columns && tupdesc->natts <= ncolumns);
 
-	for (i = 0; ok && i < ncolumns; i++)
+	for (i = 0; ok && i < tupdesc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
 
@@ -91,13 +96,15 @@ check_tupdesc(TupleDesc tupdesc, const char *table, const EsColumn *columns,
 void
 es_check_events_tupdesc(TupleDesc tupdesc)
 {
-	check_tupdesc(tupdesc, "es.events", es_events_columns, Natts_es_events);
+	check_tupdesc(tupdesc, "es.events", es_events_columns,
+				  Natts_es_events_1_0, Natts_es_events);
 }
 
 void
 es_check_streams_tupdesc(TupleDesc tupdesc)
 {
-	check_tupdesc(tupdesc, "es.streams", es_streams_columns, Natts_es_streams);
+	check_tupdesc(tupdesc, "es.streams", es_streams_columns,
+				  Natts_es_streams_1_0, Natts_es_streams);
 }
 
 /*
@@ -263,6 +270,15 @@ es_advance_stream(Relation events, Datum stream, const char *category,
 					 errhint("The transaction might succeed if retried.")));
 
 		slot_getallattrs(found);
+		if (found->tts_tupleDescriptor->natts >= Anum_es_streams_deleted_at &&
+			!found->tts_isnull[Anum_es_streams_deleted_at - 1])
+			ereport(ERROR,
+					(errcode(ES_ERRCODE_STREAM_DELETED),
+					 errmsg("stream \"%s\" was deleted", name),
+					 errdetail("Stream \"%s\" was deleted at %s; a deleted stream takes no more events.",
+							   name,
+							   timestamptz_to_str(DatumGetTimestampTz(found->tts_values[Anum_es_streams_deleted_at - 1]))),
+					 errhint("Use a new stream name.")));
 		version = DatumGetInt64(found->tts_values[Anum_es_streams_version - 1]);
 		memcpy(newslot->tts_values, found->tts_values,
 			   sizeof(Datum) * newslot->tts_tupleDescriptor->natts);
@@ -289,7 +305,7 @@ es_advance_stream(Relation events, Datum stream, const char *category,
 			TimestampTzGetDatum(now);
 		newslot->tts_values[Anum_es_streams_updated_at - 1] =
 			TimestampTzGetDatum(now);
-		memset(newslot->tts_isnull, false, sizeof(bool) * Natts_es_streams);
+		memset(newslot->tts_isnull, false, sizeof(bool) * Natts_es_streams_1_0);
 		ExecStoreVirtualTuple(newslot);
 		ExecSimpleRelationInsert(er.rri, er.estate, newslot);
 	}

@@ -38,7 +38,8 @@ PG_FUNCTION_INFO_V1(es_replay_at);
 PG_FUNCTION_INFO_V1(es_replay_all);
 PG_FUNCTION_INFO_V1(es_snapshot);
 
-static SPIPlanPtr plan_head = NULL;
+static SPIPlanPtr plan_base_time = NULL;
+static SPIPlanPtr plan_category_streams_1_1 = NULL;
 static SPIPlanPtr plan_at_time = NULL;
 static SPIPlanPtr plan_category_streams = NULL;
 
@@ -100,22 +101,6 @@ query_bigint(SPIPlanPtr *plan, const char *query, int nargs, Oid *argtypes,
 }
 
 /*
- * The version of a stream its caller's snapshot sees (0 if none).
- */
-static int64
-stream_head(const char *stream)
-{
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1];
-
-	args[0] = CStringGetTextDatum(stream);
-	return query_bigint(&plan_head,
-						"SELECT version FROM es.streams"
-						" WHERE stream OPERATOR(pg_catalog.=) $1",
-						1, argtypes, args);
-}
-
-/*
  * The state of a stream after event version, as jsonb.
  */
 static Jsonb *
@@ -144,11 +129,13 @@ es_replay(PG_FUNCTION_ARGS)
 {
 	const char *category;
 	char	   *stream = stream_argument(fcinfo, 0, &category);
+	EsStreamHead h;
 	int64		head;
 	int64		at;
 
 	check_privilege("events", ACL_SELECT);
-	head = stream_head(stream);
+	es_stream_head(stream, false, &h);
+	head = h.version;
 	at = PG_ARGISNULL(1) ? head : PG_GETARG_INT64(1);
 	if (at < 0)
 		ereport(ERROR,
@@ -161,6 +148,7 @@ es_replay(PG_FUNCTION_ARGS)
 				 errmsg("sequence number %lld is beyond the end of stream \"%s\"",
 						(long long) at, stream),
 				 errdetail("The stream's version is %lld.", (long long) head)));
+	es_check_not_compacted(stream, &h, at);
 
 	PG_RETURN_JSONB_P(state_jsonb(stream, category, at));
 }
@@ -177,6 +165,7 @@ es_replay_at(PG_FUNCTION_ARGS)
 	char	   *stream = stream_argument(fcinfo, 0, &category);
 	Oid			argtypes[2] = {TEXTOID, TIMESTAMPTZOID};
 	Datum		args[2];
+	EsStreamHead h;
 	int64		at;
 
 	if (PG_ARGISNULL(1))
@@ -192,6 +181,21 @@ es_replay_at(PG_FUNCTION_ARGS)
 					  " WHERE stream OPERATOR(pg_catalog.=) $1"
 					  " AND created_at OPERATOR(pg_catalog.<=) $2",
 					  2, argtypes, args);
+
+	/*
+	 * Before the first event left after a compaction: the state it kept,
+	 * if its last removed event was appended by then.
+	 */
+	es_stream_head(stream, false, &h);
+	if (at < h.base &&
+		query_bigint(&plan_base_time,
+					 "SELECT max(last_sequence) FROM es.removals"
+					 " WHERE stream OPERATOR(pg_catalog.=) $1"
+					 " AND state IS NOT NULL"
+					 " AND last_created_at OPERATOR(pg_catalog.<=) $2",
+					 2, argtypes, args) == h.base)
+		at = h.base;
+	es_check_not_compacted(stream, &h, at);
 
 	PG_RETURN_JSONB_P(state_jsonb(stream, category, at));
 }
@@ -227,12 +231,22 @@ es_replay_all(PG_FUNCTION_ARGS)
 
 	args[0] = CStringGetTextDatum(category);
 	es_spi_connect_as_owner(es_relation_oid("events"), &saved);
-	es_query_run(es_query_plan(&plan_category_streams,
-							   "SELECT stream, version FROM es.streams"
-							   " WHERE category OPERATOR(pg_catalog.=) $1"
-							   " ORDER BY stream",
-							   1, argtypes),
-				 args, NULL, true, 0, SPI_OK_SELECT);
+	/* deleted streams have no state */
+	if (es_has_removals())
+		es_query_run(es_query_plan(&plan_category_streams,
+								   "SELECT stream, version FROM es.streams"
+								   " WHERE category OPERATOR(pg_catalog.=) $1"
+								   " AND deleted_at IS NULL"
+								   " ORDER BY stream",
+								   1, argtypes),
+					 args, NULL, true, 0, SPI_OK_SELECT);
+	else
+		es_query_run(es_query_plan(&plan_category_streams_1_1,
+								   "SELECT stream, version FROM es.streams"
+								   " WHERE category OPERATOR(pg_catalog.=) $1"
+								   " ORDER BY stream",
+								   1, argtypes),
+					 args, NULL, true, 0, SPI_OK_SELECT);
 
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -272,6 +286,7 @@ es_snapshot(PG_FUNCTION_ARGS)
 	char	   *stream = stream_argument(fcinfo, 0, &category);
 	EsCategoryDefinitions *defs;
 	EsState    *st;
+	EsStreamHead h;
 	int64		head;
 
 	PreventCommandIfReadOnly("es_snapshot()");
@@ -285,7 +300,9 @@ es_snapshot(PG_FUNCTION_ARGS)
 				 errmsg("stream \"%s\" has no state to store", stream),
 				 errdetail("Category \"%s\" has no event definitions.", category)));
 
-	head = stream_head(stream);
+	es_stream_head(stream, false, &h);
+	es_check_not_compacted(stream, &h, h.version);
+	head = h.version;
 	if (head == 0)
 		PG_RETURN_INT64(0);
 	st = es_state_at(stream, defs, head, false);

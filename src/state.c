@@ -28,6 +28,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -41,8 +42,34 @@
 #define ES_FOLD_FETCH	1000
 
 static SPIPlanPtr plan_snapshot = NULL;
+static SPIPlanPtr plan_snapshot_or_base = NULL;
 static SPIPlanPtr plan_events = NULL;
 static SPIPlanPtr plan_insert_snapshot = NULL;
+static SPIPlanPtr plan_head = NULL;
+static SPIPlanPtr plan_head_1_1 = NULL;
+static SPIPlanPtr plan_base = NULL;
+
+/*
+ * Does the database have the tables of 1.2 (es.removals)?  The library
+ * serves databases of earlier versions until they are updated.
+ */
+bool
+es_has_removals(void)
+{
+	return OidIsValid(get_relname_relid("removals",
+										get_namespace_oid("es", false)));
+}
+
+/*
+ * es_is_history_event_type
+ *		Is this one of the built-in event types of es_undo and es_redo?
+ */
+bool
+es_is_history_event_type(const char *event_type)
+{
+	return strcmp(event_type, ES_UNDO_EVENT_TYPE) == 0 ||
+		strcmp(event_type, ES_REDO_EVENT_TYPE) == 0;
+}
 
 /*
  * Was this row written by the current transaction (or one of its
@@ -62,7 +89,9 @@ written_here(HeapTuple tuple, TupleDesc tupdesc, int attno)
  *
  * A snapshot that is not a JSON object or is beyond the engine's limits is
  * skipped: snapshots are a cache, and folding from further back gives the
- * same state.
+ * same state.  The state a compaction kept (es.removals) is a starting
+ * point too, whatever the definitions now: the events before it are gone,
+ * so it is the only one there is.
  */
 static void
 load_snapshot(EsState *st, EsCategoryDefinitions *defs, int64 version,
@@ -76,13 +105,29 @@ load_snapshot(EsState *st, EsCategoryDefinitions *defs, int64 version,
 	args[0] = CStringGetTextDatum(st->stream);
 	args[1] = Int64GetDatum(version);
 	args[2] = Int64GetDatum(defs->hash);
-	plan = es_query_plan(&plan_snapshot,
-						 "SELECT sequence_number, state, xmin FROM es.snapshots"
-						 " WHERE stream OPERATOR(pg_catalog.=) $1"
-						 " AND sequence_number OPERATOR(pg_catalog.<=) $2"
-						 " AND definitions_hash OPERATOR(pg_catalog.=) $3"
-						 " ORDER BY sequence_number DESC LIMIT 3",
-						 3, argtypes);
+	if (es_has_removals())
+		plan = es_query_plan(&plan_snapshot_or_base,
+							 "SELECT sequence_number, state, xmin FROM ("
+							 " SELECT sequence_number, state, xmin, 0 AS kind"
+							 " FROM es.snapshots"
+							 " WHERE stream OPERATOR(pg_catalog.=) $1"
+							 " AND sequence_number OPERATOR(pg_catalog.<=) $2"
+							 " AND definitions_hash OPERATOR(pg_catalog.=) $3"
+							 " UNION ALL"
+							 " SELECT last_sequence, state, xmin, 1 FROM es.removals"
+							 " WHERE stream OPERATOR(pg_catalog.=) $1"
+							 " AND last_sequence OPERATOR(pg_catalog.<=) $2"
+							 " AND state IS NOT NULL) s"
+							 " ORDER BY sequence_number DESC, kind LIMIT 3",
+							 3, argtypes);
+	else
+		plan = es_query_plan(&plan_snapshot,
+							 "SELECT sequence_number, state, xmin FROM es.snapshots"
+							 " WHERE stream OPERATOR(pg_catalog.=) $1"
+							 " AND sequence_number OPERATOR(pg_catalog.<=) $2"
+							 " AND definitions_hash OPERATOR(pg_catalog.=) $3"
+							 " ORDER BY sequence_number DESC LIMIT 3",
+							 3, argtypes);
 	if (latest)
 		es_query_run_latest(plan, args, NULL, 0, SPI_OK_SELECT);
 	else
@@ -117,6 +162,38 @@ load_snapshot(EsState *st, EsCategoryDefinitions *defs, int64 version,
 }
 
 /*
+ * Apply the patch of a stored undo or redo event to st.
+ */
+static void
+replay_history_event(EsState *st, Jsonb *data, MemoryContext eventcxt)
+{
+	EsEngineError err;
+	EsEngineStatus status;
+	EsJson	   *doc;
+	const EsJson *patch;
+
+	doc = es_jsonb_to_engine(data, &err);
+	patch = es_json_member(doc, "patch");
+	if (patch == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("event %lld of stream \"%s\" cannot be replayed",
+						(long long) st->version + 1, st->stream),
+				 errdetail("The data of an undo or redo event must have a member \"patch\".")));
+	MemoryContextSwitchTo(st->cxt);
+	status = es_patch_apply(st->doc, patch, &err);
+	MemoryContextSwitchTo(eventcxt);
+	if (status == ES_ENGINE_NOMEM)
+		es_engine_out_of_memory();
+	if (status != ES_ENGINE_OK)
+		ereport(ERROR,
+				(errcode(ES_ERRCODE_EFFECT_FAILED),
+				 errmsg("event %lld of stream \"%s\" cannot be replayed",
+						(long long) st->version + 1, st->stream),
+				 errdetail("%s", es_engine_detail(&err))));
+}
+
+/*
  * Apply one stored event to st; an error if its effect fails.
  */
 static void
@@ -148,7 +225,14 @@ replay_event(EsState *st, EsCategoryDefinitions *defs, HeapTuple tuple,
 
 	oldcxt = MemoryContextSwitchTo(eventcxt);
 	event_type = TextDatumGetCString(values[Anum_es_events_event_type - 1]);
-	def = es_find_definition(defs, event_type);
+	if (es_is_history_event_type(event_type))
+	{
+		replay_history_event(st, DatumGetJsonbP(values[Anum_es_events_data - 1]),
+							 eventcxt);
+		def = NULL;
+	}
+	else
+		def = es_find_definition(defs, event_type);
 	if (def != NULL)
 	{
 		EsEngineStatus status;
@@ -428,5 +512,192 @@ es_write_snapshot(EsState *st, EsCategoryDefinitions *defs)
 							   " ON CONFLICT (stream, sequence_number) DO NOTHING",
 							   4, argtypes),
 				 args, NULL, false, 0, SPI_OK_INSERT);
+	es_spi_finish_as_owner(&saved);
+}
+
+/*
+ * es_apply_patch_event
+ *		Under the stream's lock: apply the patch of an undo or redo event
+ *		being appended after event version (es_apply_event's twin).
+ */
+void
+es_apply_patch_event(const char *stream, EsCategoryDefinitions *defs,
+					 const EsJson *patch, int64 version)
+{
+	EsEngineError err;
+	EsEngineStatus status;
+	EsState    *st;
+	MemoryContext oldcxt;
+
+	st = es_state_at(stream, defs, version, true);
+	oldcxt = MemoryContextSwitchTo(st->cxt);
+	status = es_patch_apply(st->doc, patch, &err);
+	MemoryContextSwitchTo(oldcxt);
+	if (status == ES_ENGINE_NOMEM)
+	{
+		es_state_release(st, false);
+		es_engine_out_of_memory();
+	}
+	if (status != ES_ENGINE_OK)
+	{
+		es_state_release(st, true);
+		ereport(ERROR,
+				(errcode(ES_ERRCODE_EFFECT_FAILED),
+				 errmsg("undo or redo patch cannot be applied to stream \"%s\"",
+						stream),
+				 errdetail("%s", es_engine_detail(&err))));
+	}
+	st->version = version + 1;
+	es_state_mark_dirty(st);
+	if (es_snapshot_every > 0 && st->version % es_snapshot_every == 0)
+		es_write_snapshot(st, defs);
+	es_state_release(st, true);
+}
+
+/*
+ * es_stream_head
+ *		A stream's version, compaction base and deletion, as the latest
+ *		snapshot (latest) or the statement's snapshot sees them.
+ */
+void
+es_stream_head(const char *stream, bool latest, EsStreamHead *head)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	SPIPlanPtr	plan;
+	EsSavedUser saved;
+
+	memset(head, 0, sizeof(*head));
+	args[0] = CStringGetTextDatum(stream);
+	es_spi_connect_as_owner(es_relation_oid("events"), &saved);
+	if (es_has_removals())
+		plan = es_query_plan(&plan_head,
+							 "SELECT s.version, s.deleted_at IS NOT NULL,"
+							 " (SELECT pg_catalog.max(r.last_sequence) FROM es.removals r"
+							 "  WHERE r.stream OPERATOR(pg_catalog.=) s.stream"
+							 "  AND r.state IS NOT NULL)"
+							 " FROM es.streams s WHERE s.stream OPERATOR(pg_catalog.=) $1",
+							 1, argtypes);
+	else
+		plan = es_query_plan(&plan_head_1_1,
+							 "SELECT version, false, NULL::bigint FROM es.streams"
+							 " WHERE stream OPERATOR(pg_catalog.=) $1",
+							 1, argtypes);
+	if (latest)
+		es_query_run_latest(plan, args, NULL, 1, SPI_OK_SELECT);
+	else
+		es_query_run(plan, args, NULL, true, 1, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[0];
+		TupleDesc	tupdesc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum		value;
+
+		head->version = DatumGetInt64(SPI_getbinval(tuple, tupdesc, 1, &isnull));
+		head->deleted = DatumGetBool(SPI_getbinval(tuple, tupdesc, 2, &isnull));
+		value = SPI_getbinval(tuple, tupdesc, 3, &isnull);
+		head->base = isnull ? 0 : DatumGetInt64(value);
+	}
+	es_spi_finish_as_owner(&saved);
+}
+
+/*
+ * es_check_not_compacted
+ *		Refuse a deleted stream, and a version before its compaction base
+ *		(the state after event base is the earliest there is).
+ */
+void
+es_check_not_compacted(const char *stream, const EsStreamHead *head,
+					   int64 version)
+{
+	if (head->deleted)
+		ereport(ERROR,
+				(errcode(ES_ERRCODE_STREAM_DELETED),
+				 errmsg("stream \"%s\" was deleted", stream)));
+	if (version < head->base)
+		ereport(ERROR,
+				(errcode(ES_ERRCODE_HISTORY_COMPACTED),
+				 errmsg("state of stream \"%s\" after event %lld is no longer available",
+						stream, (long long) version),
+				 errdetail("Events 1 to %lld were removed by compaction; the earliest state is the one after event %lld.",
+						   (long long) head->base, (long long) head->base)));
+}
+
+/*
+ * es_state_base
+ *		A new state, not cached, at the stream's earliest starting point:
+ *		the state its last compaction kept, or {} before event 1.  *base
+ *		gets its version.  The caller frees it with es_state_release(st,
+ *		false).  With the statement's snapshot.
+ */
+EsState *
+es_state_base(const char *stream, int64 *base)
+{
+	EsState    *st = es_state_new(stream);
+	EsSavedUser saved;
+
+	*base = 0;
+	if (!es_has_removals())
+		return st;
+	es_spi_connect_as_owner(es_relation_oid("events"), &saved);
+	{
+		Oid			argtypes[1] = {TEXTOID};
+		Datum		args[1];
+
+		args[0] = CStringGetTextDatum(stream);
+		es_query_run(es_query_plan(&plan_base,
+								   "SELECT last_sequence, state FROM es.removals"
+								   " WHERE stream OPERATOR(pg_catalog.=) $1"
+								   " AND state IS NOT NULL"
+								   " ORDER BY last_sequence DESC LIMIT 1",
+								   1, argtypes),
+					 args, NULL, true, 1, SPI_OK_SELECT);
+	}
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+		Jsonb	   *state;
+		EsJson	   *doc;
+		EsEngineError err;
+		MemoryContext oldcxt;
+
+		*base = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 1, &isnull));
+		state = DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 2, &isnull));
+		oldcxt = MemoryContextSwitchTo(st->cxt);
+		doc = JB_ROOT_IS_OBJECT(state) ? es_jsonb_to_engine(state, &err) : NULL;
+		MemoryContextSwitchTo(oldcxt);
+		if (doc == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("state kept by the compaction of stream \"%s\" is not usable",
+							stream),
+					 errdetail("The state after event %lld in es.removals is not a JSON object the state engine can read.",
+							   (long long) *base)));
+		es_json_free(st->doc);
+		st->doc = doc;
+		st->version = *base;
+	}
+	es_spi_finish_as_owner(&saved);
+	return st;
+}
+
+/*
+ * es_state_fold
+ *		Fold the events after st->version up to version into st, from the
+ *		events alone (no cache, no snapshot).
+ */
+void
+es_state_fold(EsState *st, EsCategoryDefinitions *defs, int64 version,
+			  bool latest)
+{
+	EsSavedUser saved;
+
+	if (st->version >= version)
+		return;
+	es_spi_connect_as_owner(es_relation_oid("events"), &saved);
+	fold_events(st, defs, version, latest);
 	es_spi_finish_as_owner(&saved);
 }

@@ -446,9 +446,10 @@ es_events_append_trigger(PG_FUNCTION_ARGS)
 	HeapTuple	tuple;
 	Datum		values[Natts_es_events];
 	bool		isnull[Natts_es_events];
-	int			replcols[6];
-	Datum		replvalues[6];
-	bool		replnulls[6] = {false, false, false, false, false, false};
+	int			replcols[7];
+	Datum		replvalues[7];
+	bool		replnulls[7] = {false, false, false, false, false, false, false};
+	int			nrepl;
 	const char *category;
 	const char *name;
 	Datum		stream;
@@ -464,6 +465,8 @@ es_events_append_trigger(PG_FUNCTION_ARGS)
 	EsCategoryDefinitions *defs;
 	EsDefinition *def = NULL;
 	EsJson	   *event = NULL;
+	const EsJson *history_patch = NULL;
+	bool		has_db_role;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -492,6 +495,9 @@ es_events_append_trigger(PG_FUNCTION_ARGS)
 						   "global_position");
 	refuse_supplied_column(isnull, Anum_es_events_category, "category");
 	refuse_supplied_column(isnull, Anum_es_events_created_at, "created_at");
+	has_db_role = tupdesc->natts >= Anum_es_events_db_role;
+	if (has_db_role)
+		refuse_supplied_column(isnull, Anum_es_events_db_role, "db_role");
 	category = check_event_row(values, isnull, true);
 	if (!isnull[Anum_es_events_sequence_number - 1] &&
 		DatumGetInt64(values[Anum_es_events_sequence_number - 1]) < 1)
@@ -504,9 +510,25 @@ es_events_append_trigger(PG_FUNCTION_ARGS)
 	stream = values[Anum_es_events_stream - 1];
 	name = TextDatumGetCString(stream);
 
-	/* a validated category: what needs no state is checked before locking */
+	/*
+	 * Undo and redo events carry the patch their function computed under
+	 * the stream's lock; no one else may append them (history.c).
+	 */
 	defs = es_category_definitions(category);
-	if (defs->ndefinitions > 0)
+	if (es_is_history_event_type(TextDatumGetCString(values[Anum_es_events_event_type - 1])))
+	{
+		const char *event_type = TextDatumGetCString(values[Anum_es_events_event_type - 1]);
+
+		history_patch = es_history_pending_patch(name, event_type);
+		if (history_patch == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_RESERVED_NAME),
+					 errmsg("event type \"%s\" is reserved", event_type),
+					 errdetail("Undo and redo events are appended by es_undo(), es_redo(), es_undo_last() and es_redo_last() only."),
+					 errhint("Call es_%s() to %s an event.", event_type, event_type)));
+	}
+	/* a validated category: what needs no state is checked before locking */
+	else if (defs->ndefinitions > 0)
 		event = es_prepare_event(name, defs, &def, values, isnull);
 	if (isnull[Anum_es_events_event_id - 1])
 	{
@@ -561,6 +583,8 @@ es_events_append_trigger(PG_FUNCTION_ARGS)
 
 		if (event != NULL)
 			es_apply_event(name, defs, def, event, version, created_at);
+		else if (history_patch != NULL)
+			es_apply_patch_event(name, defs, history_patch, version);
 	}
 
 	if (repeated)
@@ -582,7 +606,14 @@ es_events_append_trigger(PG_FUNCTION_ARGS)
 	replvalues[4] = TimestampTzGetDatum(created_at);
 	replcols[5] = Anum_es_events_transaction_id;
 	replvalues[5] = FullTransactionIdGetDatum(fxid);
-	tuple = heap_modify_tuple_by_cols(tuple, tupdesc, lengthof(replcols),
+	nrepl = 6;
+	if (has_db_role)
+	{
+		replcols[nrepl] = Anum_es_events_db_role;
+		replvalues[nrepl] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
+		nrepl++;
+	}
+	tuple = heap_modify_tuple_by_cols(tuple, tupdesc, nrepl,
 									  replcols, replvalues, replnulls);
 
 	/* announce the row exactly as it will be stored */
@@ -615,6 +646,23 @@ es_events_append_only_trigger(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("function \"%s\" must be fired BEFORE FOR EACH STATEMENT",
 						"es_events_append_only_trigger")));
+
+	/*
+	 * The two doors through the rule: removal of events by es_compact,
+	 * es_retain and es_delete_stream (compact.c), and a superuser's
+	 * maintenance session.
+	 */
+	if (es_removing_events && TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		return PointerGetDatum(NULL);
+	if (es_maintenance)
+	{
+		if (!superuser())
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to change the event log"),
+					 errdetail("Only a superuser may change events with \"eventsourcing.maintenance\" on.")));
+		return PointerGetDatum(NULL);
+	}
 
 	relname = RelationGetRelationName(trigdata->tg_relation);
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
