@@ -53,6 +53,10 @@ PG_CPPFLAGS += $(shell pkg-config --cflags jansson)
 PG_CFLAGS += -Wall -Wextra -Werror -Wno-unused-parameter
 SHLIB_LINK += $(shell pkg-config --libs jansson)
 
+# PGXS tracks no header dependencies: a changed header (the attribute
+# numbers of eventsourcing.h, say) must rebuild every object
+$(OBJS): src/eventsourcing.h src/engine.h src/engine_int.h
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)

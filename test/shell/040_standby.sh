@@ -10,9 +10,9 @@
 #
 # On the primary: the extension, definitions for category "playbook"
 # (module_add, module_move, module_delete, rename), events in 30 playbook
-# streams of 1..45 events appended with eventsourcing.snapshot_every = 5, so
-# that long streams have automatic snapshots and short ones (< 5 events)
-# have none, a few snapshots taken with es_snapshot, and events in a
+# streams of 3..45 events and 6 of 2..4 events appended with
+# eventsourcing.snapshot_every = 5, so that long streams have automatic
+# snapshots and short ones (< 5 events) have none, a few snapshots taken with es_snapshot, and events in a
 # category without definitions ("image").  The primary's WAL position is
 # then waited for on the standby (pg_last_wal_replay_lsn >= the primary's
 # pg_current_wal_lsn).
@@ -178,6 +178,11 @@ SELECT count(*) FROM (
     SELECT es_append('playbook-' || s, 'module_move',
                      jsonb_build_object('moduleId', 'm1', 'position', jsonb_build_object('x', -s)))
     FROM generate_series(1, 30, 2) s) x;
+-- short streams (1..4 events, below snapshot_every): no snapshot
+SELECT count(*) FROM (
+    SELECT es_append('playbook-short' || s, 'module_add',
+                     jsonb_build_object('moduleId', 'm' || m, 'module', jsonb_build_object('n', m)))
+    FROM generate_series(1, 6) s, generate_series(1, 1 + s % 4) m) x;
 -- on-demand snapshots, also of a short stream
 SELECT es_snapshot('playbook-2'), es_snapshot('playbook-3'), es_snapshot('playbook-17');
 -- a category without definitions
@@ -192,10 +197,10 @@ log "primary: $(qp "SELECT format('%s events in %s streams, %s snapshots of %s s
         (SELECT count(*) FROM es.snapshots), (SELECT count(DISTINCT stream) FROM es.snapshots))")"
 n=$(qp "SELECT count(*) FROM es.streams s WHERE category = 'playbook'
           AND NOT EXISTS (SELECT FROM es.snapshots p WHERE p.stream = s.stream)")
-if [ "$n" -gt 0 ]; then
+if [ "$n" -ge 5 ]; then
 	pass "primary: $n playbook streams have no snapshot"
 else
-	fail "primary: every playbook stream has a snapshot (the test wants some without)"
+	fail "primary: only $n playbook streams have no snapshot (the test wants at least 5)"
 fi
 n=$(qp "SELECT count(DISTINCT stream) FROM es.snapshots")
 if [ "$n" -ge 10 ]; then
@@ -292,7 +297,9 @@ check "standby: es_replay(stream, 0)" "$(qs "SELECT es_replay('playbook-5', 0)")
 snapshots_before=$(qs "SELECT count(*) || '/' || coalesce(max(created_at)::text, '') FROM es.snapshots")
 check "standby: es_snapshot of a stream with a snapshot at its version" \
 	"$(sqlstate_on_standby "SELECT es_snapshot('playbook-17')")" "ERROR:  25006"
-check "standby: es_snapshot of a stream without a snapshot" \
+check "standby: es_snapshot of a stream without any snapshot" \
+	"$(sqlstate_on_standby "SELECT es_snapshot('playbook-short2')")" "ERROR:  25006"
+check "standby: es_snapshot of a stream with a snapshot below its version" \
 	"$(sqlstate_on_standby "SELECT es_snapshot('playbook-4')")" "ERROR:  25006"
 check "standby: es_snapshot of a long stream" \
 	"$(sqlstate_on_standby "SELECT es_snapshot('playbook-29')")" "ERROR:  25006"
@@ -335,7 +342,7 @@ for side in standby primary; do
 		fail "$side log shows a crash:"
 		grep -E 'terminated by signal|PANIC|TRAP:|was terminated' "$logfile" | head -n 10 | sed 's/^/    /'
 	else
-		pass "$side log shows no crash ($(grep -c 'ERROR:' "$logfile") ERROR lines, as expected from the refused writes on the standby)"
+		pass "$side log shows no crash ($(grep -c 'ERROR:' "$logfile" || true) ERROR lines)"
 	fi
 done
 

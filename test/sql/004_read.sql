@@ -14,7 +14,7 @@ RETURNS text LANGUAGE sql AS $$
       FROM es_read_all(after, max_count, category) WITH ORDINALITY AS r(
                global_position, stream, category, sequence_number, event_id,
                event_type, data, metadata, user_id, username, created_at,
-               transaction_id, n)
+               transaction_id, db_role, n)
 $$;
 
 -- the position of the last event es_read_all returns now (0 if none)
@@ -24,7 +24,7 @@ RETURNS bigint LANGUAGE sql AS $$
                        FROM es_read_all() WITH ORDINALITY AS r(
                                 global_position, stream, category, sequence_number,
                                 event_id, event_type, data, metadata, user_id,
-                                username, created_at, transaction_id, n)
+                                username, created_at, transaction_id, db_role, n)
                       ORDER BY n DESC LIMIT 1), 0)
 $$;
 
@@ -168,7 +168,7 @@ SELECT bool_and(ok) AS sequence_order
           FROM es_read_all() WITH ORDINALITY AS r(
                    global_position, stream, category, sequence_number, event_id,
                    event_type, data, metadata, user_id, username, created_at,
-                   transaction_id, n)) s;
+                   transaction_id, db_role, n)) s;
 
 --
 -- es_read_all never skips an event committed late with an earlier position

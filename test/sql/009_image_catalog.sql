@@ -12,7 +12,7 @@ SELECT coalesce((SELECT global_position
                    FROM es_read_all() WITH ORDINALITY AS r(
                             global_position, stream, category, sequence_number,
                             event_id, event_type, data, metadata, user_id,
-                            username, created_at, transaction_id, n)
+                            username, created_at, transaction_id, db_role, n)
                   ORDER BY n DESC LIMIT 1), 0) AS start \gset
 
 -- append_event(event): the catalog's DTO mapped onto es_append
@@ -90,7 +90,7 @@ SELECT bool_and(created_at >= prev) AS time_ordered
           FROM es_read_all(:start) WITH ORDINALITY AS r(
                    global_position, stream, category, sequence_number, event_id,
                    event_type, data, metadata, user_id, username, created_at,
-                   transaction_id, n)) s
+                   transaction_id, db_role, n)) s
  WHERE prev IS NOT NULL;
 
 -- the image category only, and the collection category only

@@ -1,6 +1,6 @@
 --
--- 018_upgrade: version 1.0 updated to 1.1 has exactly the objects of a
--- fresh 1.1, and keeps the events appended under 1.0.
+-- 018_upgrade: version 1.0 updated to 1.1 and then to 1.2 has exactly the
+-- objects of a fresh 1.2, and keeps the events appended under 1.0.
 --
 DROP EXTENSION eventsourcing CASCADE;
 
@@ -48,7 +48,6 @@ SELECT extversion FROM pg_extension WHERE extname = 'eventsourcing';
 SELECT sequence_number FROM es_append('upgrade-1', 'module_add', '{"moduleId": "m1"}');
 ALTER EXTENSION eventsourcing UPDATE TO '1.1';
 SELECT extversion FROM pg_extension WHERE extname = 'eventsourcing';
-CREATE TEMP TABLE updated AS SELECT * FROM pg_temp.extension_objects();
 
 -- the event appended under 1.0 is still there, and the 1.1 functions see it
 SELECT stream, sequence_number, event_type FROM es.events WHERE stream = 'upgrade-1';
@@ -59,6 +58,21 @@ SELECT sequence_number FROM es_append('upgrade-1', 'module_add', '{"moduleId": "
 -- m1, appended before its type had a definition, now applies too: replay
 -- always uses the current definitions
 SELECT es_replay('upgrade-1');
+
+-- 1.1 to 1.2: history
+ALTER EXTENSION eventsourcing UPDATE TO '1.2';
+SELECT extversion FROM pg_extension WHERE extname = 'eventsourcing';
+CREATE TEMP TABLE updated AS SELECT * FROM pg_temp.extension_objects();
+-- events appended before 1.2 have no database role; new ones do
+SELECT sequence_number, db_role IS NULL AS no_role FROM es.events
+ WHERE stream = 'upgrade-1' ORDER BY 1;
+SELECT sequence_number, event_type, data->'patch' AS patch,
+       db_role = current_user AS by_me
+  FROM es_undo('upgrade-1', 2);
+SELECT es_replay('upgrade-1');
+SELECT sequence_number, event_type, undone_by FROM es.audit
+ WHERE stream = 'upgrade-1' ORDER BY 1;
+SELECT * FROM es_verify();
 
 DROP EXTENSION eventsourcing;
 CREATE EXTENSION eventsourcing;
