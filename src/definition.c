@@ -312,6 +312,12 @@ check_definition(const char *category, const char *event_type, Jsonb *effect,
 	const char *what = "effect";
 	EsEngineStatus status;
 
+	if (es_is_history_event_type(event_type))
+		ereport(ERROR,
+				(errcode(ERRCODE_RESERVED_NAME),
+				 errmsg("event type \"%s\" is reserved", event_type),
+				 errdetail("Undo and redo events are built in: their data carries the patch they apply.")));
+
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "eventsourcing definition check",
 								ALLOCSET_DEFAULT_SIZES);
 	oldcxt = MemoryContextSwitchTo(cxt);

@@ -343,10 +343,33 @@ es_sync(PG_FUNCTION_ARGS)
 	StringInfoData buf;
 	Portal		portal;
 	bool		first = true;
+	EsStreamHead head;
+	char	   *name;
+	int64		last;
 
 	args[0] = stream_argument(fcinfo, 0);
-	args[1] = Int64GetDatum(position_argument(fcinfo, 1, "last_sequence"));
+	last = position_argument(fcinfo, 1, "last_sequence");
+	args[1] = Int64GetDatum(last);
 	args[2] = (Datum) 0;
+
+	/*
+	 * A client behind a compaction would miss the removed events: it must
+	 * start again from a state.
+	 */
+	name = TextDatumGetCString(args[0]);
+	es_stream_head(name, false, &head);
+	if (head.deleted)
+		ereport(ERROR,
+				(errcode(ES_ERRCODE_STREAM_DELETED),
+				 errmsg("stream \"%s\" was deleted", name)));
+	if (last < head.base)
+		ereport(ERROR,
+				(errcode(ES_ERRCODE_HISTORY_COMPACTED),
+				 errmsg("events of stream \"%s\" after event %lld are no longer all available",
+						name, (long long) last),
+				 errdetail("Events 1 to %lld were removed by compaction.",
+						   (long long) head.base),
+				 errhint("Load the state with es_replay() and catch up from its version.")));
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "{\"type\":\"sync_batch\",\"events\":[");
