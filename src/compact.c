@@ -35,6 +35,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -242,6 +243,8 @@ lock_for_removal(const char *stream, const char *fn, EsStreamHead *head)
 {
 	PreventCommandIfReadOnly(fn);
 	es_lock_stream(stream, strlen(stream));
+	/* earlier commands of this statement may have appended (several calls in one query) */
+	CommandCounterIncrement();
 	es_stream_head(stream, true, head);
 	if (head->deleted)
 		es_check_not_compacted(stream, head, head->version);

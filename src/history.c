@@ -38,6 +38,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "access/table.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -540,6 +541,8 @@ history_begin(FunctionCallInfo fcinfo, const char *fn, HistoryCall *call)
 				 errdetail("Category \"%s\" has no event definitions.", category),
 				 errhint("Define its event types with es_define().")));
 	es_lock_stream(call->stream, strlen(call->stream));
+	/* earlier commands of this statement may have appended (several calls in one query) */
+	CommandCounterIncrement();
 	es_stream_head(call->stream, true, &call->head);
 	if (call->head.deleted)
 		es_check_not_compacted(call->stream, &call->head, call->head.version);

@@ -74,6 +74,16 @@ SELECT es_append('image-7', 'edit_applied',
 SELECT es_append('playbook-' || (i % 5), 'module_move',
                  jsonb_build_object('moduleId', 'm1', 'position', jsonb_build_object('x', i, 'y', i)))
   FROM generate_series(1, 40) i;
+-- history (1.2): undo and redo events, a compacted stream, a deleted one
+SELECT es_define('hist', 'set', '[{"op": "add", "path": "/{/k}", "value": {"$data": "/v"}}]');
+SELECT es_append('hist-1', 'set', jsonb_build_object('k', 'k' || (i % 3), 'v', i), user_id => 'u' || (i % 2))
+  FROM generate_series(1, 12) i;
+SELECT es_undo_last('hist-1', 'u1'), es_undo_last('hist-1', 'u0'), es_redo_last('hist-1', 'u0');
+SELECT es_snapshot('hist-1');
+SELECT es_append('hist-1', 'set', '{"k": "k9", "v": 99}');
+SELECT es_compact('hist-1');
+SELECT es_append('hist-2', 'set', '{"k": "a", "v": 1}');
+SELECT es_delete_stream('hist-2');
 SQL
 # two transactions that interleave: the first gets positions N and N+2, the
 # second N+1 and commits first; es_read_all orders by (transaction_id,
@@ -97,11 +107,15 @@ log "source: $(q "$A" "SELECT format('%s events in %s streams, %s transactions',
 # Fingerprints.  ROWS: every column but transaction_id; ORDER: es_read_all's
 # order as a list of global positions.
 SQL_ROWS="SELECT md5(string_agg((global_position, stream, category, sequence_number, event_id,
-                                  event_type, data, metadata, user_id, username, created_at)::text,
+                                  event_type, data, metadata, user_id, username, created_at, db_role)::text,
                                  E'\n' ORDER BY global_position)) FROM es.events"
 SQL_STREAMS="SELECT md5(string_agg(s::text, E'\n' ORDER BY stream)) FROM es.streams s"
 SQL_ORDER="SELECT string_agg(global_position::text, ',') FROM es_read_all()"
 SQL_COUNT="SELECT count(*) FROM es.events"
+SQL_REMOVALS="SELECT md5(string_agg((stream, kind, first_sequence, last_sequence, events_removed, first_position,
+                                      last_position, first_created_at, last_created_at, state, removed_by, removed_at)::text,
+                                     E'\n' ORDER BY stream, kind)) FROM es.removals"
+SQL_HIST="SELECT es_replay('hist-1')::text || '@' || es_version('hist-1')"
 SQL_SEQ="SELECT last_value FROM es.events_global_position_seq"
 SQL_RAWXID="SELECT md5(string_agg(transaction_id::text, ',' ORDER BY global_position)) FROM es.events"
 
@@ -109,6 +123,8 @@ A_ROWS=$(q "$A" "$SQL_ROWS")
 A_STREAMS=$(q "$A" "$SQL_STREAMS")
 A_ORDER=$(q "$A" "$SQL_ORDER")
 A_COUNT=$(q "$A" "$SQL_COUNT")
+A_REMOVALS=$(q "$A" "$SQL_REMOVALS")
+A_HIST=$(q "$A" "$SQL_HIST")
 A_SEQ=$(q "$A" "$SQL_SEQ")
 A_XID=$(q "$A" "$SQL_RAWXID")
 A_MAX=$(q "$A" "SELECT max(global_position) FROM es.events")
@@ -123,6 +139,8 @@ restore_check() {
 	check "$label: md5 of es.events rows (all columns but transaction_id)" "$(q "$db" "$SQL_ROWS")" "$A_ROWS"
 	check "$label: md5 of es.streams rows" "$(q "$db" "$SQL_STREAMS")" "$A_STREAMS"
 	check "$label: es.events_global_position_seq last_value" "$(q "$db" "$SQL_SEQ")" "$A_SEQ"
+	check "$label: md5 of es.removals rows (all columns but transaction_id)" "$(q "$db" "$SQL_REMOVALS")" "$A_REMOVALS"
+	check "$label: state and version of the compacted stream hist-1" "$(q "$db" "$SQL_HIST")" "$A_HIST"
 
 	# documented: restored rows carry the restoring transaction's id, which
 	# is committed and visible to es_read_all
@@ -172,6 +190,15 @@ restore_check() {
 	got=$(psql -X -At -d "$db" -c "\\set VERBOSITY sqlstate" \
 		-c "SELECT es_append('playbook-1', 'other', '{}', event_id => '11111111-1111-4111-8111-111111111111')" 2>&1 || true)
 	check "$label: reuse of a restored event id with other content" "$got" "ERROR:  23S01"
+	got=$(psql -X -At -d "$db" -c "\\set VERBOSITY sqlstate" \
+		-c "SELECT es_append('hist-2', 'set', '{\"k\": \"b\", \"v\": 2}')" 2>&1 || true)
+	check "$label: append to the deleted stream hist-2" "$got" "ERROR:  55S03"
+	got=$(psql -X -At -d "$db" -c "\\set VERBOSITY sqlstate" \
+		-c "SELECT es_replay('hist-1', 1)" 2>&1 || true)
+	check "$label: replay before the compaction of hist-1" "$got" "ERROR:  55S01"
+	check "$label: es_undo of the event after the compaction of hist-1" \
+		"$(q "$db" "SELECT sequence_number || ' ' || event_type FROM es_undo('hist-1', 16)")" "17 undo"
+	check "$label: ... reverts it (k9 gone)" "$(q "$db" "SELECT es_replay('hist-1') ? 'k9'")" f
 
 	# appends continue at version + 1 above every restored position
 	for s in playbook-1 playbook-3 image-7 image-8; do
@@ -185,8 +212,8 @@ restore_check() {
 	check "$label: plain INSERT into playbook-2 gets version+1 ($((v + 1))) and a new position" "$got" "$((v + 1))|t"
 	got=$(q "$db" "SELECT sequence_number FROM es_append_batch('image-new', '[{\"event_type\": \"a\", \"data\": {}}, {\"event_type\": \"b\", \"data\": {}}]', 0)" | tr '\n' ',')
 	check "$label: es_append_batch on a new stream" "$got" "1,2,"
-	check "$label: es_read_all sees restored and new events" \
-		"$(q "$db" "SELECT count(*) FROM es_read_all()")" "$((A_COUNT + 7))"
+	check "$label: es_read_all sees restored and new events (7 appends and 1 undo)" \
+		"$(q "$db" "SELECT count(*) FROM es_read_all()")" "$((A_COUNT + 8))"
 	check "$label: es_version(playbook-1) after the append" \
 		"$(q "$db" "SELECT es_version('playbook-1') = (SELECT version FROM es.streams WHERE stream = 'playbook-1')")" t
 	es_check_invariants "$db" "$label after new appends"
