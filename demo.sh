@@ -180,6 +180,16 @@ SELECT es_append(:'stream', 'module_move', '{"moduleId":"m9","position":{"x":0,"
 SELECT es_version(:'stream') AS version;
 SQL
 
+step "collaborative undo: bob's undo of his module m2 conflicts with alice's link to it"
+psql -X -e -v stream="$STREAM" -d "$DB" <<'SQL' 2>&1 || true
+SELECT sequence_number, event_type FROM es_undo_last(:'stream', '2', 'bob');
+SELECT sequence_number, event_type, data->'patch' AS patch FROM es_undo_last(:'stream', '1', 'alice');
+SELECT sequence_number, event_type, data->'patch' AS patch FROM es_undo_last(:'stream', '2', 'bob');
+SELECT sequence_number, user_id, username, db_role, event_type, undone_by FROM es.audit
+ WHERE stream = :'stream' ORDER BY sequence_number;
+SELECT * FROM es_verify(:'stream');
+SQL
+
 step "done"
 echo "The cluster is running (data in $DIR, log in $DIR/log/postgresql.log)."
 echo "Connect:  psql -h 127.0.0.1 -p $PORT -U postgres $DB"

@@ -424,7 +424,7 @@ toggle(Relation rel, const char *stream, EsCategoryDefinitions *defs,
 			if (status == ES_ENGINE_REJECTED)
 				ereport(ERROR,
 						(errcode(ES_ERRCODE_UNDO_CONFLICT),
-						 errmsg("cannot %s event %lld of stream \"%s\": event %lld changed the same data since",
+						 errmsg("cannot %s event %lld of stream \"%s\": event %lld changed or relied on the same data since",
 								undo ? "undo" : "redo", (long long) target,
 								stream, (long long) ev->seq),
 						 errdetail("Event %lld (\"%s\"%s%s): %s.",
