@@ -566,22 +566,30 @@ target_argument(FunctionCallInfo fcinfo)
 }
 
 /*
+ * es_undo and es_redo: (stream, target_sequence, user_id, username).
+ */
+static Datum
+toggle_target(FunctionCallInfo fcinfo, bool undo)
+{
+	HistoryCall call;
+	int64		target = target_argument(fcinfo);
+
+	history_begin(fcinfo, undo ? "es_undo()" : "es_redo()", &call);
+	call.user_id = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	call.username = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	return history_end(&call,
+					   toggle(call.rel, call.stream, call.defs,
+							  call.head.version, call.head.base, target, undo,
+							  call.user_id, call.username));
+}
+
+/*
  * es_undo(stream, target_sequence, user_id, username) RETURNS es.events
  */
 Datum
 es_undo(PG_FUNCTION_ARGS)
 {
-	HistoryCall call;
-	int64		target = target_argument(fcinfo);
-
-	history_begin(fcinfo, "es_undo()", &call);
-	call.user_id = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
-	call.username = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
-	PG_RETURN_DATUM(history_end(&call,
-								toggle(call.rel, call.stream, call.defs,
-									   call.head.version, call.head.base,
-									   target, true, call.user_id,
-									   call.username)));
+	PG_RETURN_DATUM(toggle_target(fcinfo, true));
 }
 
 /*
@@ -590,17 +598,7 @@ es_undo(PG_FUNCTION_ARGS)
 Datum
 es_redo(PG_FUNCTION_ARGS)
 {
-	HistoryCall call;
-	int64		target = target_argument(fcinfo);
-
-	history_begin(fcinfo, "es_redo()", &call);
-	call.user_id = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
-	call.username = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
-	PG_RETURN_DATUM(history_end(&call,
-								toggle(call.rel, call.stream, call.defs,
-									   call.head.version, call.head.base,
-									   target, false, call.user_id,
-									   call.username)));
+	PG_RETURN_DATUM(toggle_target(fcinfo, false));
 }
 
 /*
