@@ -445,12 +445,14 @@ es_log_op(json_t *log, const char *op, const char *from, const char *path,
 		 json_object_set_new(o, "from", json_string(from)) != 0) ||
 		json_object_set_new(o, "path", json_string(path)) != 0 ||
 		(value != NULL &&
-		 json_object_set_new(o, "value", es_copy(value, 0, NULL)) != 0) ||
-		json_array_append_new(log, o) != 0)
+		 json_object_set_new(o, "value", es_copy(value, 0, NULL)) != 0))
 	{
 		json_decref(o);
 		return ES_ENGINE_NOMEM;
 	}
+	/* json_array_append_new releases o itself when it fails */
+	if (json_array_append_new(log, o) != 0)
+		return ES_ENGINE_NOMEM;
 	return ES_ENGINE_OK;
 }
 
@@ -876,11 +878,13 @@ es_patch_step(EsApply *a, json_t *op)
 
 /*
  * es_patch_run: applies every op of patch through a; on failure the error
- * names the op.  Does not roll back.
+ * names the op.  An op whose member no_inverse (if not NULL) is true logs
+ * no inverse.  Does not roll back.
  */
 static EsEngineStatus
-es_patch_run(EsApply *a, const json_t *patch)
+es_patch_run(EsApply *a, const json_t *patch, const char *no_inverse)
 {
+	json_t	   *inverse = a->inverse;
 	size_t		i;
 
 	if (!json_is_array(patch))
@@ -889,10 +893,15 @@ es_patch_run(EsApply *a, const json_t *patch)
 						es_type_article(patch));
 	for (i = 0; i < json_array_size(patch); i++)
 	{
+		json_t	   *op = json_array_get(patch, i);
 		EsEngineStatus status;
 
 		es_error_clear(a->err);
-		status = es_patch_step(a, json_array_get(patch, i));
+		if (no_inverse != NULL &&
+			json_is_true(json_object_get(op, no_inverse)))
+			a->inverse = NULL;
+		status = es_patch_step(a, op);
+		a->inverse = inverse;
 		if (status != ES_ENGINE_OK)
 		{
 			a->err->step = (i > (size_t) 0x7fffffff) ? -1 : (int) i;
@@ -920,7 +929,7 @@ es_patch_apply(EsJson *doc, const EsJson *patch, EsEngineError *err)
 		return es_error(err ? err : &work, ES_ENGINE_INVALID, "no document or no patch");
 	}
 	es_apply_init(&a, doc, &work);
-	status = es_patch_run(&a, patch);
+	status = es_patch_run(&a, patch, NULL);
 	if (status != ES_ENGINE_OK && !es_apply_rollback(&a))
 		status = es_nomem(&work);
 	es_apply_release(&a);
@@ -935,6 +944,18 @@ es_patch_apply(EsJson *doc, const EsJson *patch, EsEngineError *err)
 EsEngineStatus
 es_patch_inverse(const EsJson *doc_before, const EsJson *patch,
 				 EsJson **inverse, EsEngineError *err)
+{
+	return es_patch_inverse_except(doc_before, patch, NULL, inverse, err);
+}
+
+/*
+ * es_patch_inverse_except: es_patch_inverse, leaving out the inverse of
+ * every op whose member no_inverse (if not NULL) is true.
+ */
+EsEngineStatus
+es_patch_inverse_except(const EsJson *doc_before, const EsJson *patch,
+						const char *no_inverse, EsJson **inverse,
+						EsEngineError *err)
 {
 	EsEngineError work;
 	EsApply		a;
@@ -961,7 +982,7 @@ es_patch_inverse(const EsJson *doc_before, const EsJson *patch,
 	if (a.inverse == NULL)
 		status = es_nomem(&work);
 	else
-		status = es_patch_run(&a, patch);
+		status = es_patch_run(&a, patch, no_inverse);
 	if (status == ES_ENGINE_OK)
 	{
 		size_t		n = json_array_size(a.inverse);
