@@ -813,6 +813,56 @@ es_remove_where(EsApply *a, const EsPointer *path, const json_t *where,
 }
 
 /*
+ * es_value_has_ref: does the value of a step contain a reference anywhere?
+ */
+static bool
+es_value_has_ref(const json_t *v, int depth)
+{
+	const char *key;
+	json_t	   *member;
+	bool		bad;
+	size_t		i;
+
+	if (depth > ES_RECURSION_LIMIT || es_ref_key(v, &bad) != NULL)
+		return true;
+	json_object_foreach((json_t *) v, key, member)
+		if (es_value_has_ref(member, depth + 1))
+			return true;
+	for (i = 0; i < json_array_size(v); i++)
+		if (es_value_has_ref(json_array_get(v, i), depth + 1))
+			return true;
+	return false;
+}
+
+/*
+ * es_is_empty_container: {} or [].
+ */
+static bool
+es_is_empty_container(const json_t *v)
+{
+	return (json_is_object(v) && json_object_size(v) == 0) ||
+		(json_is_array(v) && json_array_size(v) == 0);
+}
+
+/*
+ * es_log_scaffold: marks the op just logged to the forward log as
+ * scaffolding (ES_SCAFFOLD_MEMBER): an empty container that the effect
+ * makes sure exists, which undo leaves in place.
+ */
+static EsEngineStatus
+es_log_scaffold(EsApply *a)
+{
+	json_t	   *op;
+
+	if (a->forward == NULL)
+		return ES_ENGINE_OK;
+	op = json_array_get(a->forward, json_array_size(a->forward) - 1);
+	if (json_object_set_new(op, ES_SCAFFOLD_MEMBER, json_true()) != 0)
+		return es_nomem(a->err);
+	return ES_ENGINE_OK;
+}
+
+/*
  * es_merge_value: what RFC 7396 puts in place of a member patched with pv:
  * pv without its null members if it is an object (MergePatch({}, pv)),
  * otherwise pv itself.  Returns a new reference, NULL when out of memory.
@@ -851,7 +901,7 @@ es_merge_value(json_t *pv, int depth)
  */
 static EsEngineStatus
 es_merge(EsApply *a, json_t *target, json_t *patch, const char *path,
-		 int depth)
+		 bool literal, int depth)
 {
 	const char *key;
 	json_t	   *pv;
@@ -881,7 +931,7 @@ es_merge(EsApply *a, json_t *target, json_t *patch, const char *path,
 			if (child.oom)
 				status = es_nomem(a->err);
 			else
-				status = es_merge(a, tv, pv, child.data, depth + 1);
+				status = es_merge(a, tv, pv, child.data, literal, depth + 1);
 			es_buf_free(&child);
 		}
 		else
@@ -890,7 +940,16 @@ es_merge(EsApply *a, json_t *target, json_t *patch, const char *path,
 
 			if (nv == NULL)
 				return es_nomem(a->err);
+			/* a member set to what it is already is not a change */
+			if (tv != NULL && json_equal(tv, nv))
+			{
+				json_decref(nv);
+				continue;
+			}
 			status = es_log_child(a, "add", path, key, 0, nv);
+			if (status == ES_ENGINE_OK && literal && tv == NULL &&
+				es_is_empty_container(nv))
+				status = es_log_scaffold(a);
 			if (status == ES_ENGINE_OK)
 				status = es_mut_obj_set(a, target, key, nv);
 			else
@@ -904,10 +963,10 @@ es_merge(EsApply *a, json_t *target, json_t *patch, const char *path,
 
 /*
  * es_merge_step: the merge step: value (resolved, stolen) into the object
- * at path.
+ * at path; literal if the step's value has no reference.
  */
 static EsEngineStatus
-es_merge_step(EsApply *a, const EsPointer *path, json_t *value)
+es_merge_step(EsApply *a, const EsPointer *path, json_t *value, bool literal)
 {
 	EsPtrResult res;
 	EsEngineStatus status;
@@ -927,7 +986,7 @@ es_merge_step(EsApply *a, const EsPointer *path, json_t *value)
 						  "value at \"%s\" would nest the document deeper than %d levels",
 						  path->text, ES_JSON_MAX_DEPTH);
 	else
-		status = es_merge(a, res.value, value, path->text, 0);
+		status = es_merge(a, res.value, value, path->text, literal, 0);
 	json_decref(value);
 	return status;
 }
@@ -1035,7 +1094,8 @@ es_effect_step(EsApply *a, const json_t *step, const EsEvent *ev)
 										 json_object_get(step, "where"), ev);
 				break;
 			case ES_OP_MERGE:
-				status = es_merge_step(a, &path, value);
+				status = es_merge_step(a, &path, value,
+									   !es_value_has_ref(json_object_get(step, "value"), 0));
 				value = NULL;
 				break;
 		}

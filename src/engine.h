@@ -334,7 +334,10 @@ extern EsEngineStatus es_effect_apply_resolve(EsJson *state, const EsJson *effec
  * es_effect_apply_trace: es_effect_apply_resolve, and on success *reads (if
  * reads is not NULL) gets what the effect relied on: its exists and absent
  * steps, in order, as [{"op": "exists" | "absent", "path": P}, ...] with
- * templates substituted.  On failure *patch and *reads are NULL.
+ * templates substituted.  An add in *patch that creates a missing member
+ * as an empty object or array, from a merge step whose value has no
+ * reference, carries "scaffold": true.  On failure *patch and *reads are
+ * NULL.
  */
 extern EsEngineStatus es_effect_apply_trace(EsJson *state, const EsJson *effect,
 											const EsJson *event, EsJson **patch,
@@ -365,9 +368,9 @@ extern EsEngineStatus es_patch_inverse(const EsJson *doc_before, const EsJson *p
  * Undo (undo_patch.c)
  *
  * es_undo_patch: *undo gets the patch that undoes patch applied to
- * doc_before: es_patch_inverse, less the removal of every empty object or
- * array that patch created with an add (the containers an effect makes
- * sure exist: other changes may have filled them since).  Fails as
+ * doc_before: es_patch_inverse, less the inverse of the ops marked
+ * "scaffold": true (es_effect_apply_trace), the empty containers an effect
+ * makes sure exist: other changes may have filled them since.  Fails as
  * es_patch_inverse does.
  *
  * es_patch_conflict: ES_ENGINE_REJECTED if a later change conflicts with

@@ -184,6 +184,20 @@ typedef struct EsApply
 } EsApply;
 
 extern void es_apply_init(EsApply *a, json_t *root, EsEngineError *err);
+
+/*
+ * The member that marks an op of a concrete patch (es_effect_apply_trace)
+ * adding an empty object or array that a merge step of literal value
+ * created: a container the effect makes sure exists.  es_undo_patch keeps
+ * such containers.
+ */
+#define ES_SCAFFOLD_MEMBER "scaffold"
+
+extern EsEngineStatus es_patch_inverse_except(const EsJson *doc_before,
+											  const EsJson *patch,
+											  const char *no_inverse,
+											  EsJson **inverse,
+											  EsEngineError *err);
 extern bool es_apply_rollback(EsApply *a);
 extern void es_apply_release(EsApply *a);
 

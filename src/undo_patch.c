@@ -29,92 +29,14 @@
 #include "engine_int.h"
 
 /*
- * es_is_empty_container: {} or [].
- */
-static bool
-es_is_empty_container(const json_t *v)
-{
-	return (json_is_object(v) && json_object_size(v) == 0) ||
-		(json_is_array(v) && json_array_size(v) == 0);
-}
-
-/*
- * es_created_empty: does patch add an empty object or array at path?
- */
-static bool
-es_created_empty(const json_t *patch, const char *path)
-{
-	size_t		i;
-
-	for (i = 0; i < json_array_size(patch); i++)
-	{
-		const json_t *op = json_array_get(patch, i);
-		const char *name = json_string_value(json_object_get(op, "op"));
-		const char *p = json_string_value(json_object_get(op, "path"));
-
-		if (name != NULL && p != NULL && strcmp(name, "add") == 0 &&
-			strcmp(p, path) == 0 &&
-			es_is_empty_container(json_object_get(op, "value")))
-			return true;
-	}
-	return false;
-}
-
-/*
  * es_undo_patch: see engine.h.
  */
 EsEngineStatus
 es_undo_patch(const EsJson *doc_before, const EsJson *patch, EsJson **undo,
 			  EsEngineError *err)
 {
-	EsEngineError work;
-	EsEngineStatus status;
-	json_t	   *inverse;
-	json_t	   *result;
-	size_t		i;
-
-	es_error_clear(&work);
-	*undo = NULL;
-	status = es_patch_inverse(doc_before, patch, &inverse, &work);
-	if (status != ES_ENGINE_OK)
-	{
-		if (err)
-			*err = work;
-		return status;
-	}
-	result = json_array();
-	if (result == NULL)
-	{
-		json_decref(inverse);
-		status = es_nomem(&work);
-		if (err)
-			*err = work;
-		return status;
-	}
-	for (i = 0; i < json_array_size(inverse); i++)
-	{
-		json_t	   *op = json_array_get(inverse, i);
-		const char *name = json_string_value(json_object_get(op, "op"));
-		const char *p = json_string_value(json_object_get(op, "path"));
-
-		/* an empty container the change created stays: other changes may
-		 * have filled it since, and it is scaffolding, not content */
-		if (name != NULL && p != NULL && strcmp(name, "remove") == 0 &&
-			es_created_empty(patch, p))
-			continue;
-		if (json_array_append(result, op) != 0)
-		{
-			json_decref(result);
-			json_decref(inverse);
-			status = es_nomem(&work);
-			if (err)
-				*err = work;
-			return status;
-		}
-	}
-	json_decref(inverse);
-	*undo = result;
-	return ES_ENGINE_OK;
+	return es_patch_inverse_except(doc_before, patch, ES_SCAFFOLD_MEMBER,
+								   undo, err);
 }
 
 /* a path as compared here: its tokens up to its first array index */
@@ -157,27 +79,54 @@ es_span_prefix(const EsSpan *a, const EsSpan *b)
 }
 
 /*
- * es_paths_of: the "path" (and "from") members of the ops of a patch, in
- * spans[]; *n gets their number.  spans must have room for twice the
- * number of ops.  is_read[i] (if not NULL) tells a "from" of copy and the
- * path of test, which only read.
+ * es_op_kind: for an RFC 6902 op name, whether it has a "from"; false if
+ * name is not one.
+ */
+static bool
+es_op_kind(const char *name, bool *has_from)
+{
+	static const char *const names[] = {"add", "remove", "replace", "test",
+	"move", "copy"};
+	int			i;
+
+	for (i = 0; i < (int) (sizeof(names) / sizeof(names[0])); i++)
+	{
+		if (strcmp(name, names[i]) == 0)
+		{
+			*has_from = (i >= 4);
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * es_paths_of: the "path" (and "from") members of the ops of a patch
+ * (reads: the reads of an effect, whose ops are exists and absent), in
+ * spans[], starting at spans[*n]; *n is advanced.  spans must have room for
+ * twice the number of ops.  is_read[i] (if not NULL) tells a "from" of copy
+ * and the path of test, which only read.
  */
 static EsEngineStatus
-es_paths_of(const json_t *patch, EsSpan *spans, bool *is_read, size_t *n,
-			EsEngineError *err)
+es_paths_of(const json_t *patch, bool reads, EsSpan *spans, bool *is_read,
+			size_t *n, EsEngineError *err)
 {
 	size_t		i;
 
-	*n = 0;
 	for (i = 0; i < json_array_size(patch); i++)
 	{
 		const json_t *op = json_array_get(patch, i);
 		const char *name = json_string_value(json_object_get(op, "op"));
 		const char *path = json_string_value(json_object_get(op, "path"));
-		const char *from = json_string_value(json_object_get(op, "from"));
+		const json_t *jfrom = json_object_get(op, "from");
+		const char *from = json_string_value(jfrom);
+		bool		has_from = false;
 		EsEngineStatus status;
 
-		if (!json_is_object(op) || name == NULL || path == NULL)
+		if (!json_is_object(op) || name == NULL || path == NULL ||
+			(jfrom != NULL && from == NULL) ||
+			(reads ? from != NULL :
+			 !es_op_kind(name, &has_from) || has_from != (from != NULL)))
 			return es_error(err, ES_ENGINE_INVALID,
 							"element %zu of the patch is not an operation", i);
 		status = es_span_parse(path, &spans[*n], err);
@@ -245,14 +194,16 @@ es_patch_conflict(const EsJson *undo, const EsJson *later_patch,
 		status = es_nomem(&work);
 		goto done;
 	}
-	status = es_paths_of(undo, mine, NULL, &nmine, &work);
+	status = es_paths_of(undo, false, mine, NULL, &nmine, &work);
 	if (status == ES_ENGINE_OK)
-		status = es_paths_of(later_patch, theirs, theirs_read, &ntheirs, &work);
+		status = es_paths_of(later_patch, false, theirs, theirs_read,
+							 &ntheirs, &work);
 	if (status == ES_ENGINE_OK && later_reads != NULL)
 	{
-		status = es_paths_of(later_reads, theirs + ntheirs, NULL, &nreads,
+		nreads = ntheirs;
+		status = es_paths_of(later_reads, true, theirs, NULL, &ntheirs,
 							 &work);
-		ntheirs += nreads;
+		nreads = ntheirs - nreads;
 	}
 	if (status != ES_ENGINE_OK)
 		goto done;

@@ -28,9 +28,19 @@
  *	   applies successfully to an event whose data passes the schema;
  *	 - es_event_new builds from the fields of the event (its data and
  *	   metadata written out as text) an event equal to it when the event
- *	   has exactly those fields, and the effect then applies the same way.
+ *	   has exactly those fields, and the effect then applies the same way;
+ *	 - the application is traced (es_effect_apply_trace): a failed one has
+ *	   no reads; a successful one has one read per exists or absent step,
+ *	   each {"op": "exists" | "absent", "path": P};
+ *	 - es_undo_patch of the concrete patch on the old state succeeds, and
+ *	   the undo applied to the new state (es_patch_apply) gives the old
+ *	   state, but for empty containers that may stay (es_fuzz_restored);
+ *	 - es_patch_conflict finds that the concrete patch conflicts with its
+ *	   own undo exactly when the undo is not empty, and an empty later
+ *	   patch without reads conflicts with nothing.
  *
- * The effect text is also fed to es_patch_apply (as a plain patch) and to
+ * The effect text is also fed to es_patch_apply (as a plain patch), to
+ * es_undo_patch and es_patch_conflict (as a patch, as reads), and to
  * es_schema_check/es_schema_validate (as a schema of the event data), and
  * the state text to es_event_new as event data, for robustness only.
  */
@@ -43,6 +53,10 @@
 #include "engine.h"
 
 #define ES_FUZZ_SEPARATOR "\n---\n"
+
+/* a pointer that is not NULL, to see that a function sets its output */
+static char es_fuzz_target;
+#define NOT_SET ((EsJson *) (void *) &es_fuzz_target)
 
 static const char es_fuzz_default_event[] =
 "{\"data\": {\"moduleId\": \"m1\", \"module\": {\"type\": \"task\"}, "
@@ -296,6 +310,179 @@ es_fuzz_schema(const EsJson *effect, const EsJson *schema,
 }
 
 /*
+ * es_fuzz_check_error: the status of a call that makes no document from
+ * parsed text: never out of memory, and a message that fits.
+ */
+static void
+es_fuzz_check_error(EsEngineStatus st, const EsEngineError *err)
+{
+	if (st == ES_ENGINE_NOMEM)
+		abort();
+	if (st != ES_ENGINE_OK &&
+		(strlen(err->message) >= sizeof(err->message) ||
+		 strlen(err->path) >= sizeof(err->path) ||
+		 strlen(err->op) >= sizeof(err->op)))
+		abort();
+}
+
+/*
+ * es_fuzz_check_reads: the reads of a successful application of effect:
+ * one {"op", "path"} per exists or absent step, in order.
+ */
+static void
+es_fuzz_check_reads(const EsJson *effect, const EsJson *reads)
+{
+	size_t		i;
+	size_t		n = 0;
+
+	if (reads == NULL || !json_is_array((json_t *) reads))
+		abort();
+	es_fuzz_tree(reads);
+	for (i = 0; i < json_array_size(effect); i++)
+	{
+		const char *op = es_fuzz_string(json_object_get(json_array_get(effect, i), "op"));
+		json_t	   *read;
+		const char *rop;
+
+		if (op == NULL || (strcmp(op, "exists") != 0 && strcmp(op, "absent") != 0))
+			continue;
+		read = json_array_get(reads, n++);
+		rop = es_fuzz_string(json_object_get(read, "op"));
+		if (rop == NULL || strcmp(rop, op) != 0 || json_object_size(read) != 2 ||
+			!json_is_string(json_object_get(read, "path")))
+			abort();
+	}
+	if (n != json_array_size(reads))
+		abort();
+	es_fuzz_round_trip(reads);
+}
+
+/*
+ * es_fuzz_hollow: v is an empty container, or a container of hollow ones:
+ * what may stay of the containers a patch added once it is undone.
+ */
+static bool
+es_fuzz_hollow(const json_t *v)
+{
+	const char *key;
+	json_t	   *member;
+	size_t		i;
+
+	if (json_is_object(v))
+	{
+		json_object_foreach((json_t *) v, key, member)
+		{
+			if (!es_fuzz_hollow(member))
+				return false;
+		}
+		return true;
+	}
+	if (json_is_array(v))
+	{
+		for (i = 0; i < json_array_size(v); i++)
+			if (!es_fuzz_hollow(json_array_get(v, i)))
+				return false;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * es_fuzz_restored: doc is before, but for hollow values it may have in
+ * addition: object members, and array elements (matched in order).
+ */
+static bool
+es_fuzz_restored(const json_t *doc, const json_t *before)
+{
+	if (json_is_object(doc) && json_is_object(before))
+	{
+		const char *key;
+		json_t	   *member;
+
+		json_object_foreach((json_t *) before, key, member)
+		{
+			json_t	   *d = json_object_get(doc, key);
+
+			if (d == NULL || !es_fuzz_restored(d, member))
+				return false;
+		}
+		json_object_foreach((json_t *) doc, key, member)
+		{
+			if (json_object_get(before, key) == NULL && !es_fuzz_hollow(member))
+				return false;
+		}
+		return true;
+	}
+	if (json_is_array(doc) && json_is_array(before))
+	{
+		size_t		i;
+		size_t		j = 0;
+
+		for (i = 0; i < json_array_size(doc); i++)
+		{
+			json_t	   *d = json_array_get(doc, i);
+
+			if (j < json_array_size(before) &&
+				es_fuzz_restored(d, json_array_get(before, j)))
+				j++;
+			else if (!es_fuzz_hollow(d))
+				return false;
+		}
+		return j == json_array_size(before);
+	}
+	return es_json_equal(doc, before);
+}
+
+/*
+ * es_fuzz_check_undo: the undo of the concrete patch of a successful
+ * application (before to after, with its reads): it exists, applied to
+ * after it gives before (but for hollow containers), and it conflicts with
+ * the patch exactly when it is not empty.
+ */
+static void
+es_fuzz_check_undo(const EsJson *before, const EsJson *after,
+				   const EsJson *patch, const EsJson *reads)
+{
+	EsJson	   *undo = NULL;
+	EsJson	   *doc;
+	EsJson	   *empty;
+	EsEngineError err;
+	EsEngineStatus st;
+
+	if (es_undo_patch(before, patch, &undo, &err) != ES_ENGINE_OK || undo == NULL)
+		abort();
+	es_fuzz_tree(undo);
+	es_fuzz_round_trip(undo);
+	doc = es_json_copy(after);
+	if (doc == NULL)
+		abort();
+	if (es_patch_apply(doc, undo, &err) != ES_ENGINE_OK ||
+		!es_fuzz_restored(doc, before))
+		abort();
+	es_fuzz_tree(doc);
+	es_json_free(doc);
+	st = es_patch_conflict(undo, patch, NULL, &err);
+	es_fuzz_check_error(st, &err);
+	if (st != (json_array_size(undo) > 0 ? ES_ENGINE_REJECTED : ES_ENGINE_OK))
+		abort();
+	st = es_patch_conflict(undo, patch, reads, &err);
+	es_fuzz_check_error(st, &err);
+	if (st != (json_array_size(undo) > 0 ? ES_ENGINE_REJECTED : ES_ENGINE_OK))
+		abort();
+	empty = json_array();
+	if (empty == NULL)
+		abort();
+	st = es_patch_conflict(undo, empty, reads, &err);
+	es_fuzz_check_error(st, &err);
+	if (st == ES_ENGINE_INVALID)
+		abort();
+	if (es_patch_conflict(undo, empty, NULL, &err) != ES_ENGINE_OK)
+		abort();
+	json_decref(empty);
+	es_json_free(undo);
+}
+
+/*
  * LLVMFuzzerTestOneInput: one input; see the header comment.
  */
 int
@@ -314,6 +501,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	EsJson	   *schema;
 	EsJson	   *before;
 	EsJson	   *patch = NULL;
+	EsJson	   *reads = NULL;
 	EsJson	   *eventdata = NULL;
 	EsEngineError err;
 	EsEngineStatus checked;
@@ -369,7 +557,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (before == NULL)
 		abort();
 	checked = es_effect_check(effect, &err);
-	applied = es_effect_apply_resolve(state, effect, event, &patch, &err);
+	applied = es_effect_apply_trace(state, effect, event, &patch, &reads, &err);
 	if (checked != ES_ENGINE_OK && applied == ES_ENGINE_OK)
 		abort();
 	if (applied == ES_ENGINE_NOMEM)
@@ -379,7 +567,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	es_fuzz_tree(event);
 	if (applied != ES_ENGINE_OK)
 	{
-		if (patch != NULL || !es_json_equal(state, before))
+		if (patch != NULL || reads != NULL || !es_json_equal(state, before))
 			abort();
 		if (strlen(err.message) >= sizeof(err.message) ||
 			strlen(err.path) >= sizeof(err.path) ||
@@ -387,8 +575,31 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 	}
 	else
+	{
 		es_fuzz_check_success(before, state, effect, event, patch);
+		es_fuzz_check_reads(effect, reads);
+		es_fuzz_check_undo(before, state, patch, reads);
+		/* the trace of es_effect_apply_resolve is the same patch */
+		{
+			EsJson	   *doc = es_json_copy(before);
+			EsJson	   *p2 = NULL;
+
+			if (doc == NULL ||
+				es_effect_apply_resolve(doc, effect, event, &p2, &err) != ES_ENGINE_OK ||
+				!es_json_equal(p2, patch) || !es_json_equal(doc, state))
+				abort();
+			es_json_free(doc);
+			es_json_free(p2);
+		}
+		/* the fuzzed effect as a later patch, the concrete one as an undo */
+		{
+			EsEngineStatus st = es_patch_conflict(patch, effect, reads, &err);
+
+			es_fuzz_check_error(st, &err);
+		}
+	}
 	es_json_free(patch);
+	es_json_free(reads);
 
 	/* the definition against the schema of the data */
 	if (schema != NULL)
@@ -407,6 +618,31 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (st != ES_ENGINE_OK && !es_json_equal(doc, before))
 			abort();
 		es_json_free(doc);
+	}
+	/* the same text as a patch to undo, and as patches and reads to
+	 * compare: robustness only */
+	{
+		EsJson	   *undo = NOT_SET;
+		EsEngineStatus st = es_undo_patch(before, effect, &undo, &err);
+
+		es_fuzz_check_error(st, &err);
+		if (st == ES_ENGINE_OK)
+		{
+			es_fuzz_tree(undo);
+			es_json_free(undo);
+		}
+		else if (undo != NULL)
+			abort();
+		st = es_patch_conflict(effect, effect, NULL, &err);
+		es_fuzz_check_error(st, &err);
+		st = es_patch_conflict(effect, state, event, &err);
+		es_fuzz_check_error(st, &err);
+		st = es_patch_conflict(effect, effect, effect, &err);
+		es_fuzz_check_error(st, &err);
+		/* a patch with steps conflicts with itself, if it is well-formed */
+		if (json_array_size(effect) > 0 &&
+			es_patch_conflict(effect, effect, NULL, NULL) == ES_ENGINE_OK)
+			abort();
 	}
 	eventdata = es_json_copy(event);
 	(void) es_schema_check(effect, &err);

@@ -27,7 +27,8 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 SECONDS_TO_RUN=${1:-${ES_FUZZ_SECONDS:-60}}
 WORK=${ES_FUZZ_DIR:-/tmp/es_fuzz}
 JOBS=${ES_FUZZ_JOBS:-1}
-SRCS=(src/json_doc.c src/json_pointer.c src/json_patch.c src/effect.c src/schema.c src/event_doc.c)
+SRCS=(src/json_doc.c src/json_pointer.c src/json_patch.c src/effect.c src/schema.c src/event_doc.c
+	src/undo_patch.c)
 cd "$REPO" || exit 1
 mkdir -p "$WORK/corpus"
 

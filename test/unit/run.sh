@@ -4,16 +4,21 @@
 # Usage: test/unit/run.sh
 #
 # Builds test/unit/test_engine.c with the engine sources (src/json_doc.c,
-# src/json_pointer.c, src/json_patch.c, src/effect.c, src/schema.c, src/event_doc.c) using
-# gcc -std=c99 -Wall -Wextra -Werror, with AddressSanitizer and
-# UndefinedBehaviorSanitizer when the compiler supports them, and runs it.
+# src/json_pointer.c, src/json_patch.c, src/effect.c, src/schema.c,
+# src/event_doc.c, src/undo_patch.c) using gcc -std=c99 -Wall -Wextra -Werror,
+# with AddressSanitizer and UndefinedBehaviorSanitizer when the compiler
+# supports them, and runs it.  When the linker supports --wrap, malloc,
+# calloc and realloc are wrapped (-DES_TEST_WRAP_ALLOC) so that the tests
+# can make the engine's scratch allocations fail too, not only those of
+# documents.
 # The last line of output is always "N passed, N failed" (N = test cases);
 # the exit status is 0 only if nothing failed.  Build products go to a
 # temporary directory.
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
-SRCS=(src/json_doc.c src/json_pointer.c src/json_patch.c src/effect.c src/schema.c src/event_doc.c)
+SRCS=(src/json_doc.c src/json_pointer.c src/json_patch.c src/effect.c src/schema.c src/event_doc.c
+	src/undo_patch.c)
 CC=${CC:-gcc}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -41,8 +46,25 @@ else
 	echo "building without sanitizers (not supported by $CC)"
 fi
 
+# failure injection for the engine's malloc, calloc and realloc (GNU ld)
+WRAP=(-DES_TEST_WRAP_ALLOC -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc)
+cat >"$WORK/wrap.c" <<'EOF'
+#include <stdlib.h>
+extern void *__real_malloc(size_t size);
+void *__wrap_malloc(size_t size);
+void *__wrap_malloc(size_t size) { return __real_malloc(size); }
+int main(void) { free(malloc(1)); return 0; }
+EOF
+if $CC "${SAN[@]}" "$WORK/wrap.c" -Wl,--wrap=malloc -o "$WORK/wrap" 2>/dev/null &&
+	"$WORK/wrap"; then
+	echo "with failure injection for malloc, calloc and realloc (--wrap)"
+else
+	WRAP=()
+	echo "without failure injection for malloc (the linker has no --wrap)"
+fi
+
 # shellcheck disable=SC2086
-if ! $CC "${CFLAGS[@]}" "${SAN[@]}" -I test/unit "${SRCS[@]}" test/unit/test_engine.c \
+if ! $CC "${CFLAGS[@]}" "${SAN[@]}" -I test/unit "${WRAP[@]}" "${SRCS[@]}" test/unit/test_engine.c \
 	$JANSSON -o "$WORK/test_engine" 2>"$WORK/build.log"; then
 	cat "$WORK/build.log"
 	summary_fail "build failed"

@@ -2,7 +2,8 @@
  *
  * test_engine.c
  *	  Unit tests of the state engine (src/engine.h): documents, pointers,
- *	  patches, effects, atomicity, inverses and the schema subset.
+ *	  patches, effects, atomicity, inverses, the schema subset, traces, undo
+ *	  patches and conflicts.
  *
  * Copyright (c) 2026, eventsourcing developers
  *
@@ -17,9 +18,14 @@
  * made through expect_fail() is checked to leave the state equal to what it
  * was (and as long when written out).  So each case below tests atomicity and the inverse as well.
  */
+#define _POSIX_C_SOURCE 200809L	/* fork and waitpid, for in_child() */
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -2102,6 +2108,1449 @@ test_out_of_memory_entry_points(void)
 		  inverse_nomem > 5 && copy_nomem > 5 && inverse_ok > 5);
 }
 
+/* ---- traces, undo patches and conflicts ---- */
+
+#ifdef ES_TEST_WRAP_ALLOC
+/*
+ * With test/unit/run.sh on GNU ld, every call to malloc, calloc and realloc
+ * made by the engine or by this file goes through these wrappers
+ * (-Wl,--wrap), which fail once scratch_budget allocations were made (never
+ * if it is negative).  So the engine's scratch memory (parsed pointers,
+ * undo logs, text buffers) can run out too, not only its documents; and
+ * with json_set_alloc_funcs(malloc, free), which names the wrapper here,
+ * documents count as well: every allocation can fail.
+ */
+extern void *__real_malloc(size_t size);
+extern void *__real_calloc(size_t n, size_t size);
+extern void *__real_realloc(void *p, size_t size);
+void	   *__wrap_malloc(size_t size);
+void	   *__wrap_calloc(size_t n, size_t size);
+void	   *__wrap_realloc(void *p, size_t size);
+
+#define HAVE_SCRATCH_OOM 1
+
+static long scratch_budget = -1;
+
+/*
+ * scratch_take: may one more allocation be made?
+ */
+static bool
+scratch_take(void)
+{
+	if (scratch_budget == 0)
+		return false;
+	if (scratch_budget > 0)
+		scratch_budget--;
+	return true;
+}
+
+void *
+__wrap_malloc(size_t size)
+{
+	return scratch_take() ? __real_malloc(size) : NULL;
+}
+
+void *
+__wrap_calloc(size_t n, size_t size)
+{
+	return scratch_take() ? __real_calloc(n, size) : NULL;
+}
+
+void *
+__wrap_realloc(void *p, size_t size)
+{
+	return scratch_take() ? __real_realloc(p, size) : NULL;
+}
+#else
+#define HAVE_SCRATCH_OOM 0
+
+static long scratch_budget = -1;	/* without --wrap: no effect */
+#endif
+
+/*
+ * in_child: runs fn in a child process and tells whether it passed, so that
+ * a memory error the sanitizers abort on fails one case, not the whole run.
+ * The child leaves with exit(), so that LeakSanitizer checks it too.
+ */
+static bool
+in_child(void (*fn) (void))
+{
+	pid_t		pid;
+	int			status;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+	{
+		printf("    cannot fork\n");
+		return false;
+	}
+	if (pid == 0)
+	{
+		harness_case_failed = false;
+		fn();
+		fflush(stdout);
+		exit(harness_case_failed ? 1 : 0);
+	}
+	if (waitpid(pid, &status, 0) != pid)
+		return false;
+	if (WIFSIGNALED(status))
+		printf("    the child died of signal %d\n", WTERMSIG(status));
+	else if (WEXITSTATUS(status) != 0)
+		printf("    the child exited with status %d\n", WEXITSTATUS(status));
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/*
+ * same_text: doc written out is expected; says what differs otherwise.
+ */
+static bool
+same_text(int line, const char *what, const EsJson *doc, const char *expected)
+{
+	char	   *got;
+	bool		ok;
+
+	if (doc == NULL)
+	{
+		printf("    line %d: %s is NULL, expected %s\n", line, what, expected);
+		return false;
+	}
+	got = dump(doc);
+	ok = strcmp(got, expected) == 0;
+	if (!ok)
+		printf("    line %d: %s\n      got      %s\n      expected %s\n",
+			   line, what, got, expected);
+	free(got);
+	return ok;
+}
+
+/*
+ * trace_ok_at: es_effect_apply_trace of effect to state for an event with
+ * data succeeds with the state, the patch and the reads expected (compact
+ * text); es_effect_apply_resolve gives the same patch and state.
+ */
+static bool
+trace_ok_at(int line, const char *state, const char *effect, const char *data,
+			const char *expected_state, const char *expected_patch,
+			const char *expected_reads)
+{
+	EsJson	   *doc = J(state);
+	EsJson	   *doc2 = J(state);
+	EsJson	   *eff = J(effect);
+	EsJson	   *ev = make_event(data, "null");
+	EsJson	   *patch = NULL;
+	EsJson	   *patch2 = NULL;
+	EsJson	   *reads = NULL;
+	EsEngineError err;
+	EsEngineStatus st;
+	bool		ok = true;
+
+	st = es_effect_apply_trace(doc, eff, ev, &patch, &reads, &err);
+	if (st != ES_ENGINE_OK)
+	{
+		printf("    line %d: trace gave %d: step %d (%s) \"%s\": %s\n",
+			   line, st, err.step, err.op, err.path, err.message);
+		ok = false;
+	}
+	ok = ok && same_text(line, "state", doc, expected_state);
+	ok = ok && same_text(line, "patch", patch, expected_patch);
+	ok = ok && same_text(line, "reads", reads, expected_reads);
+	ok = ok && unshared(doc) && unshared(patch) && unshared(reads);
+	if (ok)
+	{
+		st = es_effect_apply_resolve(doc2, eff, ev, &patch2, &err);
+		if (st != ES_ENGINE_OK || !es_json_equal(patch, patch2) ||
+			!es_json_equal(doc, doc2))
+		{
+			printf("    line %d: es_effect_apply_resolve does not agree\n", line);
+			ok = false;
+		}
+	}
+	es_json_free(doc);
+	es_json_free(doc2);
+	es_json_free(eff);
+	es_json_free(ev);
+	es_json_free(patch);
+	es_json_free(patch2);
+	es_json_free(reads);
+	return ok;
+}
+
+#define TRACE_OK(s, e, d, xs, xp, xr) trace_ok_at(__LINE__, s, e, d, xs, xp, xr)
+
+/* a pointer that is not NULL, to see that a function sets its outputs */
+static char not_null_target;
+#define NOT_NULL ((EsJson *) (void *) &not_null_target)
+
+/*
+ * trace_fail_at: es_effect_apply_trace fails with want at step, both
+ * outputs NULL, the state unchanged.
+ */
+static bool
+trace_fail_at(int line, const char *state, const char *effect,
+			  const char *data, EsEngineStatus want, int step, const char *msg)
+{
+	EsJson	   *doc = J(state);
+	EsJson	   *orig = J(state);
+	EsJson	   *eff = J(effect);
+	EsJson	   *ev = make_event(data, "null");
+	EsJson	   *patch = NOT_NULL;
+	EsJson	   *reads = NOT_NULL;
+	EsEngineError err;
+	EsEngineStatus st;
+	bool		ok = true;
+
+	st = es_effect_apply_trace(doc, eff, ev, &patch, &reads, &err);
+	if (st != want || err.step != step || strstr(err.message, msg) == NULL)
+	{
+		printf("    line %d: trace gave %d, step %d: %s\n      expected %d, step %d: ...%s...\n",
+			   line, st, st ? err.step : 0, st ? err.message : "(ok)",
+			   want, step, msg);
+		ok = false;
+	}
+	if (patch != NULL || reads != NULL)
+	{
+		printf("    line %d: a failed trace left patch %s and reads %s\n", line,
+			   patch ? "set" : "NULL", reads ? "set" : "NULL");
+		ok = false;
+		if (patch != NOT_NULL)
+			es_json_free(patch);
+		if (reads != NOT_NULL)
+			es_json_free(reads);
+	}
+	if (!es_json_equal(doc, orig) || !unshared(doc))
+	{
+		printf("    line %d: a failed trace changed the state\n", line);
+		ok = false;
+	}
+	es_json_free(doc);
+	es_json_free(orig);
+	es_json_free(eff);
+	es_json_free(ev);
+	return ok;
+}
+
+#define TRACE_FAIL(s, e, d, w, st, m) trace_fail_at(__LINE__, s, e, d, w, st, m)
+
+static void
+test_effect_apply_trace(void)
+{
+	EsEngineError err;
+
+	/*
+	 * merge: a member set to its own value is not logged; an empty
+	 * container from a literal value is scaffolding, one from the event
+	 * data is content
+	 */
+	CHECK(TRACE_OK("{\"p\":{\"id\":\"p1\",\"n\":1}}",
+				   "[{\"op\":\"merge\",\"path\":\"/p\",\"value\":{\"$data\":\"\"}}]",
+				   "{\"id\":\"p1\",\"n\":2,\"vars\":{}}",
+				   "{\"p\":{\"id\":\"p1\",\"n\":2,\"vars\":{}}}",
+				   "[{\"op\":\"add\",\"path\":\"/p/n\",\"value\":2},"
+				   "{\"op\":\"add\",\"path\":\"/p/vars\",\"value\":{}}]", "[]"));
+	CHECK(TRACE_OK("{\"a\":[]}",
+				   "[{\"op\":\"merge\",\"path\":\"\",\"value\":{\"a\":[],\"b\":[],\"c\":{\"d\":{}}}}]",
+				   "{}",
+				   "{\"a\":[],\"b\":[],\"c\":{\"d\":{}}}",
+				   "[{\"op\":\"add\",\"path\":\"/b\",\"value\":[],\"scaffold\":true},"
+				   "{\"op\":\"add\",\"path\":\"/c\",\"value\":{\"d\":{}}}]", "[]"));
+
+	/* the playbook's module_add: its absent step, with the template escaped */
+	CHECK(TRACE_OK("{}", playbook_effect("module_add"),
+				   "{\"moduleId\":\"a/b~c\",\"module\":{\"t\":1},\"position\":{\"x\":1}}",
+				   "{\"modules\":{\"a/b~c\":{\"t\":1,\"position\":{\"x\":1},\"createdBy\":\"alice\"}},\"links\":{}}",
+				   "[{\"op\":\"add\",\"path\":\"/modules\",\"value\":{},\"scaffold\":true},"
+				   "{\"op\":\"add\",\"path\":\"/links\",\"value\":{},\"scaffold\":true},"
+				   "{\"op\":\"add\",\"path\":\"/modules/a~1b~0c\",\"value\":{\"t\":1}},"
+				   "{\"op\":\"add\",\"path\":\"/modules/a~1b~0c/position\",\"value\":{\"x\":1}},"
+				   "{\"op\":\"add\",\"path\":\"/modules/a~1b~0c/createdBy\",\"value\":\"alice\"}]",
+				   "[{\"op\":\"absent\",\"path\":\"/modules/a~1b~0c\"}]"));
+	/* exists and absent in step order, mixed with changes; an integer
+	 * template; the root; array indexes */
+	CHECK(TRACE_OK("{\"modules\":{\"m1\":{}},\"l\":[1]}",
+				   "[{\"op\":\"exists\",\"path\":\"/modules/{/id}\"},"
+				   "{\"op\":\"add\",\"path\":\"/x\",\"value\":1},"
+				   "{\"op\":\"absent\",\"path\":\"/modules/{/other}\"},"
+				   "{\"op\":\"exists\",\"path\":\"\"},"
+				   "{\"op\":\"exists\",\"path\":\"/x\"},"
+				   "{\"op\":\"absent\",\"path\":\"/l/5\"},"
+				   "{\"op\":\"exists\",\"path\":\"/l/0\"},"
+				   "{\"op\":\"remove\",\"path\":\"/x\"},"
+				   "{\"op\":\"absent\",\"path\":\"/x\"},"
+				   "{\"op\":\"absent\",\"path\":\"/nope/deeper\"}]",
+				   "{\"id\":\"m1\",\"other\":7}",
+				   "{\"modules\":{\"m1\":{}},\"l\":[1]}",
+				   "[{\"op\":\"add\",\"path\":\"/x\",\"value\":1},{\"op\":\"remove\",\"path\":\"/x\"}]",
+				   "[{\"op\":\"exists\",\"path\":\"/modules/m1\"},"
+				   "{\"op\":\"absent\",\"path\":\"/modules/7\"},"
+				   "{\"op\":\"exists\",\"path\":\"\"},"
+				   "{\"op\":\"exists\",\"path\":\"/x\"},"
+				   "{\"op\":\"absent\",\"path\":\"/l/5\"},"
+				   "{\"op\":\"exists\",\"path\":\"/l/0\"},"
+				   "{\"op\":\"absent\",\"path\":\"/x\"},"
+				   "{\"op\":\"absent\",\"path\":\"/nope/deeper\"}]"));
+	/* no precondition: reads is [], not NULL; test is not a read */
+	CHECK(TRACE_OK("{\"a\":1}",
+				   "[{\"op\":\"test\",\"path\":\"/a\",\"value\":1},{\"op\":\"replace\",\"path\":\"/a\",\"value\":2}]",
+				   "{}", "{\"a\":2}",
+				   "[{\"op\":\"test\",\"path\":\"/a\",\"value\":1},{\"op\":\"replace\",\"path\":\"/a\",\"value\":2}]",
+				   "[]"));
+	CHECK(TRACE_OK("{}", "[]", "{}", "{}", "[]", "[]"));
+	/* merge and remove_where as concrete changes, preconditions as reads */
+	CHECK(TRACE_OK("{\"modules\":{\"m1\":{},\"m2\":{}},\"links\":{\"l1\":{\"source\":\"m1\"},\"l2\":{\"source\":\"m2\"}}}",
+				   playbook_effect("module_delete"), "{\"moduleId\":\"m1\"}",
+				   "{\"modules\":{\"m2\":{}},\"links\":{\"l2\":{\"source\":\"m2\"}}}",
+				   "[{\"op\":\"remove\",\"path\":\"/modules/m1\"},{\"op\":\"remove\",\"path\":\"/links/l1\"}]",
+				   "[{\"op\":\"exists\",\"path\":\"/modules/m1\"}]"));
+
+	/* failures: no patch, no reads, the state as it was */
+	CHECK(TRACE_FAIL("{\"modules\":{\"m1\":{}}}",
+					 "[{\"op\":\"exists\",\"path\":\"/modules/m1\"},{\"op\":\"add\",\"path\":\"/y\",\"value\":1},"
+					 "{\"op\":\"absent\",\"path\":\"/modules/{/id}\"}]",
+					 "{\"id\":\"m1\"}", REJ, 2, "value at \"/modules/m1\" already exists"));
+	CHECK(TRACE_FAIL("{\"a\":1}",
+					 "[{\"op\":\"absent\",\"path\":\"/b\"},{\"op\":\"remove\",\"path\":\"/a\"},{\"op\":\"exists\",\"path\":\"/a\"}]",
+					 "{}", REJ, 2, "path \"/a\" does not exist"));
+	CHECK(TRACE_FAIL("{}", "[{\"op\":\"absent\",\"path\":\"/m/{/nope}\"}]", "{}", REJ, 0,
+					 "refers to nothing in the event data"));
+	CHECK(TRACE_FAIL("{}", "[{\"op\":\"exists\",\"path\":\"\"},{\"op\":\"upsert\",\"path\":\"/a\"}]", "{}", INV, 1,
+					 "unrecognized op \"upsert\""));
+	CHECK(TRACE_FAIL("{}", "{\"op\":\"exists\",\"path\":\"\"}", "{}", INV, -1, "must be an array"));
+
+	/* reads, patch, both or neither may be NULL */
+	{
+		EsJson	   *state = J("{\"m\":{}}");
+		EsJson	   *eff = J("[{\"op\":\"absent\",\"path\":\"/m/k\"},{\"op\":\"add\",\"path\":\"/m/k\",\"value\":1},{\"op\":\"exists\",\"path\":\"/m/k\"}]");
+		EsJson	   *rm = J("[{\"op\":\"remove\",\"path\":\"/m/k\"}]");
+		EsJson	   *ev = make_event("{}", "null");
+		EsJson	   *patch = NOT_NULL;
+		EsJson	   *reads = NOT_NULL;
+
+		CHECK(es_effect_apply_trace(state, eff, ev, &patch, NULL, &err) == ES_ENGINE_OK);
+		CHECK(same_text(__LINE__, "patch", patch, "[{\"op\":\"add\",\"path\":\"/m/k\",\"value\":1}]"));
+		es_json_free(patch);
+		CHECK(es_effect_apply_trace(state, eff, ev, NULL, &reads, &err) == ES_ENGINE_REJECTED);
+		CHECK(reads == NULL);
+		CHECK(err.step == 0);
+		CHECK(es_effect_apply(state, rm, ev, &err) == ES_ENGINE_OK);
+		CHECK(es_effect_apply_trace(state, eff, ev, NULL, &reads, &err) == ES_ENGINE_OK);
+		CHECK(same_text(__LINE__, "reads", reads,
+						"[{\"op\":\"absent\",\"path\":\"/m/k\"},{\"op\":\"exists\",\"path\":\"/m/k\"}]"));
+		es_json_free(reads);
+		CHECK(es_effect_apply(state, rm, ev, &err) == ES_ENGINE_OK);
+		CHECK(es_effect_apply_trace(state, eff, ev, NULL, NULL, NULL) == ES_ENGINE_OK);
+		CHECK(same_text(__LINE__, "state", state, "{\"m\":{\"k\":1}}"));
+		/* a NULL state, effect or event is invalid */
+		patch = NOT_NULL;
+		reads = NOT_NULL;
+		CHECK(es_effect_apply_trace(NULL, eff, ev, &patch, &reads, &err) == ES_ENGINE_INVALID);
+		CHECK(patch == NULL && reads == NULL);
+		CHECK(es_effect_apply_trace(state, NULL, ev, &patch, &reads, &err) == ES_ENGINE_INVALID);
+		CHECK(es_effect_apply_trace(state, eff, NULL, &patch, &reads, &err) == ES_ENGINE_INVALID);
+		CHECK(patch == NULL && reads == NULL);
+		es_json_free(state);
+		es_json_free(eff);
+		es_json_free(rm);
+		es_json_free(ev);
+	}
+}
+
+/*
+ * oom_arm: allocations fail after budget more: those of documents only
+ * (every false: jansson's allocator, as the tests above), or every
+ * allocation, scratch memory included (every true: needs the wrapper).
+ * oom_disarm: nothing fails any more.
+ */
+static void
+oom_arm(bool every, long budget)
+{
+	if (every)
+	{
+		json_set_alloc_funcs(malloc, free);
+		scratch_budget = budget;
+	}
+	else
+	{
+		json_set_alloc_funcs(failing_malloc, free);
+		alloc_budget = budget;
+	}
+}
+
+static void
+oom_disarm(void)
+{
+	alloc_budget = -1;
+	scratch_budget = -1;
+	json_set_alloc_funcs(malloc, free);
+}
+
+/*
+ * trace_oom_run: es_effect_apply_trace of effect_text under every budget
+ * until the outcome is stable; an outcome is either the one without
+ * failures (want, with its state, patch and reads) or ES_ENGINE_NOMEM with
+ * "out of memory", no patch, no reads and a state that is still a tree.
+ * The number of runs out of memory goes to *nomem.
+ */
+static bool
+trace_oom_run(const char *state_text, const char *effect_text, bool every,
+			  EsEngineStatus want, int *nomem)
+{
+	EsJson	   *ref_state = J(state_text);
+	EsJson	   *eff = J(effect_text);
+	EsJson	   *ev = make_event("{\"moduleId\":\"m1\"}", "null");
+	EsJson	   *ref_patch = NULL;
+	EsJson	   *ref_reads = NULL;
+	EsEngineError err;
+	long		budget;
+	int			stable = 0;
+	bool		ok = true;
+
+	if (es_effect_apply_trace(ref_state, eff, ev, &ref_patch, &ref_reads, &err) != want)
+	{
+		printf("    the effect does not give %d without failures\n", want);
+		ok = false;
+	}
+	if (want != ES_ENGINE_OK)
+	{
+		es_json_free(ref_state);
+		ref_state = J(state_text);
+	}
+	for (budget = 0; ok && stable < 10 && budget < 5000; budget++)
+	{
+		EsJson	   *state = J(state_text);
+		EsJson	   *patch = NOT_NULL;
+		EsJson	   *reads = NOT_NULL;
+		EsEngineStatus st;
+
+		oom_arm(every, budget);
+		st = es_effect_apply_trace(state, eff, ev, &patch, &reads, &err);
+		oom_disarm();
+		if (st == ES_ENGINE_NOMEM)
+		{
+			(*nomem)++;
+			stable = 0;
+			if (strcmp(err.message, "out of memory") != 0 || patch != NULL ||
+				reads != NULL || !unshared(state))
+			{
+				printf("    budget %ld: out of memory: \"%s\", patch %s, reads %s\n",
+					   budget, err.message, patch ? "set" : "NULL",
+					   reads ? "set" : "NULL");
+				ok = false;
+			}
+		}
+		else if (st != want)
+		{
+			printf("    budget %ld: status %d (%s), expected %d\n", budget, st,
+				   err.message, want);
+			ok = false;
+		}
+		else
+		{
+			stable++;
+			if (!es_json_equal(state, ref_state) || !unshared(state) ||
+				(want == ES_ENGINE_OK &&
+				 (!es_json_equal(patch, ref_patch) || !es_json_equal(reads, ref_reads) ||
+				  !unshared(patch) || !unshared(reads))) ||
+				(want != ES_ENGINE_OK && (patch != NULL || reads != NULL)))
+			{
+				printf("    budget %ld: not the outcome without failures\n", budget);
+				ok = false;
+			}
+		}
+		if (patch != NOT_NULL)
+			es_json_free(patch);
+		if (reads != NOT_NULL)
+			es_json_free(reads);
+		es_json_free(state);
+	}
+	if (ok && stable < 10)
+	{
+		printf("    no stable outcome\n");
+		ok = false;
+	}
+	es_json_free(ref_state);
+	es_json_free(ref_patch);
+	es_json_free(ref_reads);
+	es_json_free(eff);
+	es_json_free(ev);
+	return ok;
+}
+
+static void
+test_effect_apply_trace_out_of_memory(void)
+{
+	const char *state_text = "{\"modules\":{\"m1\":{\"a\":[1,2]},\"m2\":{}},\"links\":{\"l1\":{\"source\":\"m1\",\"target\":\"m2\"},\"l2\":{\"source\":\"m2\",\"target\":\"m1\"},\"l3\":{\"source\":\"m2\",\"target\":\"m2\"}}}";
+	const char *ok_effect =
+		"[{\"op\":\"exists\",\"path\":\"/modules/{/moduleId}\"},"
+		"{\"op\":\"absent\",\"path\":\"/modules/{/moduleId}/zz\"},"
+		"{\"op\":\"remove\",\"path\":\"/modules/{/moduleId}\"},"
+		"{\"op\":\"remove_where\",\"path\":\"/links\",\"where\":[{\"pointer\":\"/source\",\"equals\":{\"$data\":\"/moduleId\"}},{\"pointer\":\"/target\",\"equals\":{\"$data\":\"/moduleId\"}}]},"
+		"{\"op\":\"merge\",\"path\":\"\",\"value\":{\"plays\":{\"p\":[1]}}},"
+		"{\"op\":\"absent\",\"path\":\"/modules/{/moduleId}\"},"
+		"{\"op\":\"exists\",\"path\":\"/plays/p/0\"}]";
+	const char *fail_effect =
+		"[{\"op\":\"exists\",\"path\":\"/modules/{/moduleId}\"},"
+		"{\"op\":\"remove\",\"path\":\"/modules/{/moduleId}\"},"
+		"{\"op\":\"remove_where\",\"path\":\"/links\",\"where\":[{\"pointer\":\"/source\",\"equals\":\"m2\"}]},"
+		"{\"op\":\"merge\",\"path\":\"/modules/m2\",\"value\":{\"x\":{\"y\":[1]}}},"
+		"{\"op\":\"absent\",\"path\":\"/modules/{/moduleId}\"},"
+		"{\"op\":\"exists\",\"path\":\"/modules/{/moduleId}\"}]";
+	int			nomem_docs = 0;
+	int			nomem_all = 0;
+
+	CHECK(trace_oom_run(state_text, ok_effect, false, ES_ENGINE_OK, &nomem_docs));
+	CHECK(trace_oom_run(state_text, fail_effect, false, ES_ENGINE_REJECTED, &nomem_docs));
+	if (HAVE_SCRATCH_OOM)
+	{
+		CHECK(trace_oom_run(state_text, ok_effect, true, ES_ENGINE_OK, &nomem_all));
+		CHECK(trace_oom_run(state_text, fail_effect, true, ES_ENGINE_REJECTED, &nomem_all));
+	}
+	printf("    out of memory: %d runs (documents), %d runs (every allocation)\n",
+		   nomem_docs, nomem_all);
+	CHECK(nomem_docs > 20);
+	CHECK(!HAVE_SCRATCH_OOM || nomem_all > nomem_docs);
+}
+
+/*
+ * effect_apply_trace_out_of_memory_long: as above, with more changes and
+ * more reads than the first allocation of a log array holds (8), so that
+ * appending to the patch or to the reads can fail too.
+ */
+static void
+effect_apply_trace_out_of_memory_long(void)
+{
+	const char *state_text = "{\"modules\":{\"m1\":{}},\"l\":[]}";
+	char		effect[4096];
+	size_t		len;
+	int			i;
+	int			nomem_docs = 0;
+	int			nomem_all = 0;
+
+	strcpy(effect, "[");
+	for (i = 0; i < 12; i++)
+	{
+		len = strlen(effect);
+		snprintf(effect + len, sizeof(effect) - len,
+				 "%s{\"op\":\"exists\",\"path\":\"/modules/{/moduleId}\"},"
+				 "{\"op\":\"absent\",\"path\":\"/l/%d\"},"
+				 "{\"op\":\"add\",\"path\":\"/l/-\",\"value\":{\"i\":%d}}",
+				 i ? "," : "", i, i);
+	}
+	strcat(effect, "]");
+	CHECK(trace_oom_run(state_text, effect, false, ES_ENGINE_OK, &nomem_docs));
+	if (HAVE_SCRATCH_OOM)
+		CHECK(trace_oom_run(state_text, effect, true, ES_ENGINE_OK, &nomem_all));
+	printf("    out of memory: %d runs (documents), %d runs (every allocation)\n",
+		   nomem_docs, nomem_all);
+	CHECK(nomem_docs > 20);
+}
+
+/*
+ * test_effect_apply_trace_out_of_memory_long: in a child process, since a
+ * memory error aborts it.
+ */
+static void
+test_effect_apply_trace_out_of_memory_long(void)
+{
+	CHECK(in_child(effect_apply_trace_out_of_memory_long));
+}
+
+/*
+ * undo_at: es_undo_patch of patch on before gives expected_undo (compact
+ * text), leaves before alone, and the undo applied after the patch gives
+ * restored (by value).
+ */
+static bool
+undo_at(int line, const char *before, const char *patch,
+		const char *expected_undo, const char *restored)
+{
+	EsJson	   *doc = J(before);
+	EsJson	   *orig = J(before);
+	EsJson	   *p = J(patch);
+	EsJson	   *want = J(restored);
+	EsJson	   *undo = NOT_NULL;
+	EsJson	   *after = NULL;
+	EsEngineError err;
+	EsEngineStatus st;
+	bool		ok = true;
+
+	st = es_undo_patch(doc, p, &undo, &err);
+	if (st != ES_ENGINE_OK)
+	{
+		printf("    line %d: es_undo_patch gave %d: %s\n", line, st, err.message);
+		ok = false;
+		undo = NULL;
+	}
+	if (!es_json_equal(doc, orig))
+	{
+		printf("    line %d: es_undo_patch changed doc_before\n", line);
+		ok = false;
+	}
+	ok = ok && same_text(line, "undo", undo, expected_undo) && unshared(undo);
+	if (ok)
+	{
+		after = J(before);
+		if (es_patch_apply(after, p, &err) != ES_ENGINE_OK)
+		{
+			printf("    line %d: test bug: the patch does not apply: %s\n", line,
+				   err.message);
+			ok = false;
+		}
+		else if (es_patch_apply(after, undo, &err) != ES_ENGINE_OK)
+		{
+			printf("    line %d: the undo does not apply after the patch: %s\n",
+				   line, err.message);
+			ok = false;
+		}
+		else if (!es_json_equal(after, want))
+		{
+			char	   *s = dump(after);
+
+			printf("    line %d: after the patch and its undo\n      got      %s\n      expected %s\n",
+				   line, s, restored);
+			free(s);
+			ok = false;
+		}
+	}
+	es_json_free(doc);
+	es_json_free(orig);
+	es_json_free(p);
+	es_json_free(want);
+	es_json_free(undo);
+	es_json_free(after);
+	return ok;
+}
+
+#define UNDO(b, p, u, r) undo_at(__LINE__, b, p, u, r)
+
+static void
+test_undo_patch(void)
+{
+	EsEngineError err;
+
+	/* add of a new member, replace, add over a member */
+	CHECK(UNDO("{\"a\":1}", "[{\"op\":\"add\",\"path\":\"/b\",\"value\":2}]",
+			   "[{\"op\":\"remove\",\"path\":\"/b\"}]", "{\"a\":1}"));
+	CHECK(UNDO("{\"a\":1}", "[{\"op\":\"replace\",\"path\":\"/a\",\"value\":{\"x\":[]}}]",
+			   "[{\"op\":\"replace\",\"path\":\"/a\",\"value\":1}]", "{\"a\":1}"));
+	CHECK(UNDO("{\"a\":1}", "[{\"op\":\"add\",\"path\":\"/a\",\"value\":2}]",
+			   "[{\"op\":\"replace\",\"path\":\"/a\",\"value\":1}]", "{\"a\":1}"));
+	/* an empty container added over a member is a replace: undone */
+	CHECK(UNDO("{\"a\":{\"x\":1}}", "[{\"op\":\"add\",\"path\":\"/a\",\"value\":{}}]",
+			   "[{\"op\":\"replace\",\"path\":\"/a\",\"value\":{\"x\":1}}]", "{\"a\":{\"x\":1}}"));
+	CHECK(UNDO("{\"a\":5}", "[{\"op\":\"add\",\"path\":\"/a\",\"value\":[]}]",
+			   "[{\"op\":\"replace\",\"path\":\"/a\",\"value\":5}]", "{\"a\":5}"));
+	/* replace by an empty container: undone */
+	CHECK(UNDO("{\"a\":1}", "[{\"op\":\"replace\",\"path\":\"/a\",\"value\":{}}]",
+			   "[{\"op\":\"replace\",\"path\":\"/a\",\"value\":1}]", "{\"a\":1}"));
+	/* remove, of an empty container too */
+	CHECK(UNDO("{\"a\":{\"x\":[1]},\"b\":2}", "[{\"op\":\"remove\",\"path\":\"/a\"}]",
+			   "[{\"op\":\"add\",\"path\":\"/a\",\"value\":{\"x\":[1]}}]", "{\"a\":{\"x\":[1]},\"b\":2}"));
+	CHECK(UNDO("{\"a\":{}}", "[{\"op\":\"remove\",\"path\":\"/a\"}]",
+			   "[{\"op\":\"add\",\"path\":\"/a\",\"value\":{}}]", "{\"a\":{}}"));
+	/* move: to a new member, over a member, within an array, of a container */
+	CHECK(UNDO("{\"a\":1,\"b\":2}", "[{\"op\":\"move\",\"from\":\"/a\",\"path\":\"/c\"}]",
+			   "[{\"op\":\"remove\",\"path\":\"/c\"},{\"op\":\"add\",\"path\":\"/a\",\"value\":1}]",
+			   "{\"a\":1,\"b\":2}"));
+	CHECK(UNDO("{\"a\":1,\"b\":2}", "[{\"op\":\"move\",\"from\":\"/a\",\"path\":\"/b\"}]",
+			   "[{\"op\":\"replace\",\"path\":\"/b\",\"value\":2},{\"op\":\"add\",\"path\":\"/a\",\"value\":1}]",
+			   "{\"a\":1,\"b\":2}"));
+	CHECK(UNDO("{\"l\":[0,1,2]}", "[{\"op\":\"move\",\"from\":\"/l/0\",\"path\":\"/l/-\"}]",
+			   "[{\"op\":\"remove\",\"path\":\"/l/2\"},{\"op\":\"add\",\"path\":\"/l/0\",\"value\":0}]",
+			   "{\"l\":[0,1,2]}"));
+	CHECK(UNDO("{\"a\":{}}", "[{\"op\":\"move\",\"from\":\"/a\",\"path\":\"/b\"}]",
+			   "[{\"op\":\"remove\",\"path\":\"/b\"},{\"op\":\"add\",\"path\":\"/a\",\"value\":{}}]",
+			   "{\"a\":{}}"));
+	/* copy, of an empty container too (a copy is not an add) */
+	CHECK(UNDO("{\"a\":[1]}", "[{\"op\":\"copy\",\"from\":\"/a\",\"path\":\"/b\"}]",
+			   "[{\"op\":\"remove\",\"path\":\"/b\"}]", "{\"a\":[1]}"));
+	CHECK(UNDO("{\"a\":{}}", "[{\"op\":\"copy\",\"from\":\"/a\",\"path\":\"/b\"}]",
+			   "[{\"op\":\"remove\",\"path\":\"/b\"}]", "{\"a\":{}}"));
+	/* test: nothing to undo */
+	CHECK(UNDO("{\"a\":1}", "[{\"op\":\"test\",\"path\":\"/a\",\"value\":1}]", "[]", "{\"a\":1}"));
+	CHECK(UNDO("{\"a\":1}", "[]", "[]", "{\"a\":1}"));
+	/* arrays: concrete indexes, last change undone first */
+	CHECK(UNDO("{\"l\":[1,2]}", "[{\"op\":\"add\",\"path\":\"/l/-\",\"value\":3},{\"op\":\"remove\",\"path\":\"/l/0\"}]",
+			   "[{\"op\":\"add\",\"path\":\"/l/0\",\"value\":1},{\"op\":\"remove\",\"path\":\"/l/2\"}]",
+			   "{\"l\":[1,2]}"));
+	/* the root */
+	CHECK(UNDO("{\"a\":1}", "[{\"op\":\"replace\",\"path\":\"\",\"value\":{\"z\":0}}]",
+			   "[{\"op\":\"replace\",\"path\":\"\",\"value\":{\"a\":1}}]", "{\"a\":1}"));
+	CHECK(UNDO("{\"a\":1}", "[{\"op\":\"add\",\"path\":\"\",\"value\":{}}]",
+			   "[{\"op\":\"replace\",\"path\":\"\",\"value\":{\"a\":1}}]", "{\"a\":1}"));
+
+	/* empty containers marked as scaffolding stay; what went into them goes */
+	CHECK(UNDO("{}", "[{\"op\":\"add\",\"path\":\"/modules\",\"value\":{},\"scaffold\":true},"
+			   "{\"op\":\"add\",\"path\":\"/modules/m1\",\"value\":{\"name\":\"x\"}}]",
+			   "[{\"op\":\"remove\",\"path\":\"/modules/m1\"}]", "{\"modules\":{}}"));
+	CHECK(UNDO("{\"p\":{}}", "[{\"op\":\"add\",\"path\":\"/p/roles\",\"value\":[],\"scaffold\":true},"
+			   "{\"op\":\"add\",\"path\":\"/p/roles/-\",\"value\":1}]",
+			   "[{\"op\":\"remove\",\"path\":\"/p/roles/0\"}]", "{\"p\":{\"roles\":[]}}"));
+	CHECK(UNDO("{}", "[{\"op\":\"add\",\"path\":\"/a\",\"value\":{},\"scaffold\":true},"
+			   "{\"op\":\"add\",\"path\":\"/a/b\",\"value\":[],\"scaffold\":true}]",
+			   "[]", "{\"a\":{\"b\":[]}}"));
+	/* unmarked, an empty value is content like any other: undone */
+	CHECK(UNDO("{}", "[{\"op\":\"add\",\"path\":\"/modules\",\"value\":{}},"
+			   "{\"op\":\"add\",\"path\":\"/modules/m1\",\"value\":{\"name\":\"x\"}}]",
+			   "[{\"op\":\"remove\",\"path\":\"/modules/m1\"},{\"op\":\"remove\",\"path\":\"/modules\"}]",
+			   "{}"));
+	CHECK(UNDO("{}", "[{\"op\":\"add\",\"path\":\"/a\",\"value\":{}},{\"op\":\"remove\",\"path\":\"/a\"}]",
+			   "[{\"op\":\"add\",\"path\":\"/a\",\"value\":{}},{\"op\":\"remove\",\"path\":\"/a\"}]", "{}"));
+	CHECK(UNDO("{}", "[{\"op\":\"add\",\"path\":\"/a\",\"value\":{\"x\":{}}}]",
+			   "[{\"op\":\"remove\",\"path\":\"/a\"}]", "{}"));
+	CHECK(UNDO("{\"m\":{}}", "[{\"op\":\"add\",\"path\":\"/m/a\",\"value\":[[]]}]",
+			   "[{\"op\":\"remove\",\"path\":\"/m/a\"}]", "{\"m\":{}}"));
+
+	/* the effect that makes sure containers exist, and a later state in
+	 * which another change filled them */
+	{
+		EsJson	   *state = J("{}");
+		EsJson	   *before = J("{}");
+		EsJson	   *eff = J(playbook_effect("module_add"));
+		EsJson	   *ev = make_event("{\"moduleId\":\"m1\",\"module\":{\"t\":1},\"position\":{\"x\":1}}", "null");
+		EsJson	   *ev2 = make_event("{\"moduleId\":\"m2\",\"module\":{\"t\":2},\"position\":{\"x\":2}}", "null");
+		EsJson	   *patch = NULL;
+		EsJson	   *reads = NULL;
+		EsJson	   *undo = NULL;
+		EsJson	   *doc;
+
+		CHECK(es_effect_apply_trace(state, eff, ev, &patch, &reads, &err) == ES_ENGINE_OK);
+		CHECK(es_undo_patch(before, patch, &undo, &err) == ES_ENGINE_OK);
+		CHECK(same_text(__LINE__, "undo", undo,
+						"[{\"op\":\"remove\",\"path\":\"/modules/m1/createdBy\"},"
+						"{\"op\":\"remove\",\"path\":\"/modules/m1/position\"},"
+						"{\"op\":\"remove\",\"path\":\"/modules/m1\"}]"));
+		doc = es_json_copy(state);
+		CHECK(es_patch_apply(doc, undo, &err) == ES_ENGINE_OK);
+		CHECK(same_text(__LINE__, "state", doc, "{\"modules\":{},\"links\":{}}"));
+		es_json_free(doc);
+		/* module m2 added since: the undo leaves it, and /modules */
+		CHECK(es_effect_apply(state, eff, ev2, &err) == ES_ENGINE_OK);
+		CHECK(es_patch_apply(state, undo, &err) == ES_ENGINE_OK);
+		CHECK(same_text(__LINE__, "state", state,
+						"{\"modules\":{\"m2\":{\"t\":2,\"position\":{\"x\":2},\"createdBy\":\"alice\"}},\"links\":{}}"));
+		es_json_free(state);
+		es_json_free(before);
+		es_json_free(eff);
+		es_json_free(ev);
+		es_json_free(ev2);
+		es_json_free(patch);
+		es_json_free(reads);
+		es_json_free(undo);
+	}
+
+	/* a patch that is invalid or does not apply: no undo, doc_before intact */
+	{
+		EsJson	   *doc = J("{\"a\":1}");
+		EsJson	   *p = J("[{\"op\":\"add\",\"path\":\"/b\",\"value\":2},{\"op\":\"remove\",\"path\":\"/zz\"}]");
+		EsJson	   *undo = NOT_NULL;
+		EsEngineStatus st;
+
+		CHECK(es_undo_patch(doc, p, &undo, &err) == ES_ENGINE_REJECTED);
+		CHECK(undo == NULL);
+		CHECK(err.step == 1);
+		CHECK(strcmp(err.path, "/zz") == 0);
+		CHECK(strstr(err.message, "path \"/zz\" does not exist") != NULL);
+		CHECK(same_text(__LINE__, "doc_before", doc, "{\"a\":1}"));
+		es_json_free(p);
+		p = J("[{\"op\":\"merge\",\"path\":\"\",\"value\":{}}]");
+		undo = NOT_NULL;
+		CHECK(es_undo_patch(doc, p, &undo, &err) == ES_ENGINE_INVALID);
+		CHECK(undo == NULL);
+		CHECK(strstr(err.message, "unrecognized patch operation \"merge\"") != NULL);
+		es_json_free(p);
+		p = J("[{\"op\":\"add\",\"path\":\"/b\"}]");
+		CHECK(es_undo_patch(doc, p, &undo, &err) == ES_ENGINE_INVALID);
+		CHECK(strstr(err.message, "missing member \"value\"") != NULL);
+		es_json_free(p);
+		p = J("[{\"op\":\"remove\",\"path\":\"b\"}]");
+		CHECK(es_undo_patch(doc, p, &undo, &err) == ES_ENGINE_INVALID);
+		CHECK(strstr(err.message, "must start with \"/\"") != NULL);
+		es_json_free(p);
+		p = J("{\"op\":\"add\",\"path\":\"/b\",\"value\":1}");
+		undo = NOT_NULL;
+		CHECK(es_undo_patch(doc, p, &undo, NULL) == ES_ENGINE_INVALID);
+		CHECK(undo == NULL);
+		undo = NOT_NULL;
+		st = es_undo_patch(NULL, p, &undo, &err);
+		CHECK(st == ES_ENGINE_INVALID && undo == NULL);
+		CHECK(es_undo_patch(doc, NULL, &undo, &err) == ES_ENGINE_INVALID);
+		CHECK(same_text(__LINE__, "doc_before", doc, "{\"a\":1}"));
+		es_json_free(p);
+		es_json_free(doc);
+	}
+}
+
+/*
+ * undo_restores_at: es_undo_patch of patch on before succeeds, and applying
+ * the undo after the patch gives one or other (by value).
+ */
+static bool
+undo_restores_at(int line, const char *before, const char *patch,
+				 const char *one, const char *other)
+{
+	EsJson	   *doc = J(before);
+	EsJson	   *p = J(patch);
+	EsJson	   *want1 = J(one);
+	EsJson	   *want2 = J(other);
+	EsJson	   *undo = NULL;
+	EsEngineError err;
+	bool		ok = true;
+
+	if (es_undo_patch(doc, p, &undo, &err) != ES_ENGINE_OK)
+	{
+		printf("    line %d: es_undo_patch failed: %s\n", line, err.message);
+		ok = false;
+	}
+	else if (es_patch_apply(doc, p, &err) != ES_ENGINE_OK ||
+			 es_patch_apply(doc, undo, &err) != ES_ENGINE_OK)
+	{
+		printf("    line %d: the patch or its undo does not apply: %s\n", line,
+			   err.message);
+		ok = false;
+	}
+	else if (!es_json_equal(doc, want1) && !es_json_equal(doc, want2))
+	{
+		char	   *u = dump(undo);
+		char	   *d = dump(doc);
+
+		printf("    line %d: before %s, patch %s\n      undo %s\n"
+			   "      gives %s after the patch, expected %s or %s\n",
+			   line, before, patch, u, d, one, other);
+		free(u);
+		free(d);
+		ok = false;
+	}
+	es_json_free(doc);
+	es_json_free(p);
+	es_json_free(want1);
+	es_json_free(want2);
+	es_json_free(undo);
+	return ok;
+}
+
+/*
+ * test_undo_patch_reused_paths: a path that the patch uses twice, once to
+ * add an empty container and once for something else, must not keep that
+ * something else: the undo applied after the patch gives the state before
+ * but for empty containers the patch added.
+ */
+static void
+test_undo_patch_reused_paths(void)
+{
+	/* an array index: the 5 must go, whatever becomes of the [] */
+	bool		arr_ok = undo_restores_at(__LINE__, "{\"l\":[]}",
+										  "[{\"op\":\"add\",\"path\":\"/l/0\",\"value\":[]},"
+										  "{\"op\":\"add\",\"path\":\"/l/0\",\"value\":5}]",
+										  "{\"l\":[[]]}", "{\"l\":[]}");
+
+	/* a member added as 5, removed, and added again empty */
+	bool		obj_ok = undo_restores_at(__LINE__, "{}",
+										  "[{\"op\":\"add\",\"path\":\"/x\",\"value\":5},"
+										  "{\"op\":\"remove\",\"path\":\"/x\"},"
+										  "{\"op\":\"add\",\"path\":\"/x\",\"value\":{}}]",
+										  "{\"x\":{}}", "{}");
+
+	CHECK(arr_ok);
+	CHECK(obj_ok);
+}
+
+/*
+ * undo_oom_run: es_undo_patch under every budget until the outcome is
+ * stable: the undo expected, or ES_ENGINE_NOMEM with no undo.
+ */
+static bool
+undo_oom_run(const char *before, const char *patch, bool every, int *nomem)
+{
+	EsJson	   *doc = J(before);
+	EsJson	   *orig = J(before);
+	EsJson	   *p = J(patch);
+	EsJson	   *ref = NULL;
+	EsEngineError err;
+	long		budget;
+	int			stable = 0;
+	bool		ok = es_undo_patch(doc, p, &ref, &err) == ES_ENGINE_OK;
+
+	for (budget = 0; ok && stable < 10 && budget < 5000; budget++)
+	{
+		EsJson	   *undo = NOT_NULL;
+		EsEngineStatus st;
+
+		oom_arm(every, budget);
+		st = es_undo_patch(doc, p, &undo, &err);
+		oom_disarm();
+		if (st == ES_ENGINE_NOMEM)
+		{
+			(*nomem)++;
+			stable = 0;
+			if (undo != NULL || strcmp(err.message, "out of memory") != 0)
+			{
+				printf("    budget %ld: out of memory: \"%s\", undo %s\n", budget,
+					   err.message, undo ? "set" : "NULL");
+				ok = false;
+			}
+		}
+		else if (st != ES_ENGINE_OK || !es_json_equal(undo, ref) || !unshared(undo))
+		{
+			printf("    budget %ld: status %d (%s), not the undo without failures\n",
+				   budget, st, st ? err.message : "");
+			ok = false;
+		}
+		else
+			stable++;
+		if (!es_json_equal(doc, orig))
+		{
+			printf("    budget %ld: doc_before changed\n", budget);
+			ok = false;
+		}
+		if (undo != NOT_NULL)
+			es_json_free(undo);
+	}
+	es_json_free(doc);
+	es_json_free(orig);
+	es_json_free(p);
+	es_json_free(ref);
+	return ok && stable >= 10;
+}
+
+static void
+test_undo_patch_out_of_memory(void)
+{
+	const char *before = "{\"a\":[1,2.5,\"s\",{\"b\":null,\"c\":[true,false]}],\"d\":{\"e\":\"f\"}}";
+	/* at most 8 changes: the logs never grow (see the long variant) */
+	const char *patch = "[{\"op\":\"add\",\"path\":\"/modules\",\"value\":{}},"
+		"{\"op\":\"add\",\"path\":\"/modules/m1\",\"value\":{\"y\":[1,2]}},"
+		"{\"op\":\"move\",\"from\":\"/a\",\"path\":\"/d/a\"},"
+		"{\"op\":\"replace\",\"path\":\"/d/e\",\"value\":[\"g\"]},"
+		"{\"op\":\"copy\",\"from\":\"/d\",\"path\":\"/t\"},"
+		"{\"op\":\"test\",\"path\":\"/d/e/0\",\"value\":\"g\"},"
+		"{\"op\":\"remove\",\"path\":\"/t/a/3\"}]";
+	int			nomem_docs = 0;
+	int			nomem_all = 0;
+
+	CHECK(undo_oom_run(before, patch, false, &nomem_docs));
+	if (HAVE_SCRATCH_OOM)
+		CHECK(undo_oom_run(before, patch, true, &nomem_all));
+	printf("    out of memory: %d runs (documents), %d runs (every allocation)\n",
+		   nomem_docs, nomem_all);
+	CHECK(nomem_docs > 20);
+	CHECK(!HAVE_SCRATCH_OOM || nomem_all > nomem_docs);
+}
+
+/*
+ * undo_patch_out_of_memory_long: as above, with more changes than the
+ * first allocation of a log array holds (8), so that appending to a log
+ * can fail too.
+ */
+static void
+undo_patch_out_of_memory_long(void)
+{
+	const char *before = "{\"a\":[1,2.5,\"s\",{\"b\":null,\"c\":[true,false]}],\"d\":{\"e\":\"f\"}}";
+	const char *patch = "[{\"op\":\"add\",\"path\":\"/modules\",\"value\":{}},"
+		"{\"op\":\"add\",\"path\":\"/modules/m1\",\"value\":{\"y\":[1,2]}},"
+		"{\"op\":\"add\",\"path\":\"/links\",\"value\":[]},"
+		"{\"op\":\"move\",\"from\":\"/a\",\"path\":\"/d/a\"},"
+		"{\"op\":\"replace\",\"path\":\"/d/e\",\"value\":[\"g\"]},"
+		"{\"op\":\"copy\",\"from\":\"/d\",\"path\":\"/t\"},"
+		"{\"op\":\"remove\",\"path\":\"/t/a/3\"},"
+		"{\"op\":\"add\",\"path\":\"/d/a/-\",\"value\":{}},"
+		"{\"op\":\"test\",\"path\":\"/d/e/0\",\"value\":\"g\"},"
+		"{\"op\":\"add\",\"path\":\"/d/z\",\"value\":0},"
+		"{\"op\":\"add\",\"path\":\"/d/y\",\"value\":[0]},"
+		"{\"op\":\"remove\",\"path\":\"/d/z\"}]";
+	int			nomem_docs = 0;
+	int			nomem_all = 0;
+
+	CHECK(undo_oom_run(before, patch, false, &nomem_docs));
+	if (HAVE_SCRATCH_OOM)
+		CHECK(undo_oom_run(before, patch, true, &nomem_all));
+	printf("    out of memory: %d runs (documents), %d runs (every allocation)\n",
+		   nomem_docs, nomem_all);
+	CHECK(nomem_docs > 20);
+}
+
+/*
+ * test_undo_patch_out_of_memory_long: in a child process, since a memory
+ * error aborts it.
+ */
+static void
+test_undo_patch_out_of_memory_long(void)
+{
+	CHECK(in_child(undo_patch_out_of_memory_long));
+}
+
+/*
+ * conflict_at: es_patch_conflict(undo, later, reads) gives want; for a
+ * rejection, err.path is path and the message contains msg; for
+ * ES_ENGINE_INVALID the message contains msg; for ES_ENGINE_OK err is left
+ * alone.  A NULL err gives the same status.
+ */
+static bool
+conflict_at(int line, const char *undo, const char *later, const char *reads,
+			EsEngineStatus want, const char *path, const char *msg)
+{
+	EsJson	   *u = J(undo);
+	EsJson	   *l = J(later);
+	EsJson	   *r = reads ? J(reads) : NULL;
+	EsEngineError err;
+	EsEngineStatus st;
+	EsEngineStatus st2;
+	bool		ok = true;
+
+	strcpy(err.path, "untouched");
+	strcpy(err.message, "untouched");
+	st = es_patch_conflict(u, l, r, &err);
+	st2 = es_patch_conflict(u, l, r, NULL);
+	if (st != want)
+	{
+		printf("    line %d: status %d (path \"%s\": %s), expected %d\n", line,
+			   st, err.path, err.message, want);
+		ok = false;
+	}
+	else if (st == ES_ENGINE_OK &&
+			 (strcmp(err.path, "untouched") != 0 || strcmp(err.message, "untouched") != 0))
+	{
+		printf("    line %d: no conflict, but err was changed\n", line);
+		ok = false;
+	}
+	else if (st != ES_ENGINE_OK &&
+			 ((st == ES_ENGINE_REJECTED && strcmp(err.path, path) != 0) ||
+			  strstr(err.message, msg) == NULL))
+	{
+		printf("    line %d: path \"%s\": %s\n      expected path \"%s\": ...%s...\n",
+			   line, err.path, err.message, path, msg);
+		ok = false;
+	}
+	if (st2 != st)
+	{
+		printf("    line %d: status %d with err, %d without\n", line, st, st2);
+		ok = false;
+	}
+	es_json_free(u);
+	es_json_free(l);
+	es_json_free(r);
+	return ok;
+}
+
+#define CONFLICT(u, l, r, p, m) conflict_at(__LINE__, u, l, r, ES_ENGINE_REJECTED, p, m)
+#define NO_CONFLICT(u, l, r) conflict_at(__LINE__, u, l, r, ES_ENGINE_OK, "", "")
+#define CONFLICT_INVALID(u, l, r, m) conflict_at(__LINE__, u, l, r, ES_ENGINE_INVALID, "", m)
+
+/* one-op patches and reads, to keep the cases short */
+#define OP(op, path) "[{\"op\":\"" op "\",\"path\":\"" path "\"}]"
+#define OPV(op, path) "[{\"op\":\"" op "\",\"path\":\"" path "\",\"value\":1}]"
+#define OPF(op, from, path) "[{\"op\":\"" op "\",\"from\":\"" from "\",\"path\":\"" path "\"}]"
+
+static void
+test_patch_conflict(void)
+{
+	/* the same path, an ancestor, a descendant: with the later path */
+	CHECK(CONFLICT(OPV("replace", "/modules/m1/position"), OPV("replace", "/modules/m1/position"), NULL,
+				   "/modules/m1/position",
+				   "it changed \"/modules/m1/position\", which the undo changes at \"/modules/m1/position\""));
+	CHECK(CONFLICT(OP("remove", "/modules/m1/position"), OP("remove", "/modules/m1"), NULL,
+				   "/modules/m1",
+				   "it changed \"/modules/m1\", which the undo changes at \"/modules/m1/position\""));
+	CHECK(CONFLICT(OP("remove", "/modules/m1"), OPV("add", "/modules/m1/size"), NULL,
+				   "/modules/m1/size",
+				   "it changed \"/modules/m1/size\", which the undo changes at \"/modules/m1\""));
+	CHECK(CONFLICT(OPV("add", "/modules/m1"), OPV("add", "/modules/m1"), "[]",
+				   "/modules/m1", "it changed \"/modules/m1\""));
+	/* the first later change that conflicts, with any change of the undo */
+	CHECK(CONFLICT("[{\"op\":\"remove\",\"path\":\"/links/l1\"},{\"op\":\"remove\",\"path\":\"/modules/m1\"}]",
+				   "[{\"op\":\"add\",\"path\":\"/a\",\"value\":1},"
+				   "{\"op\":\"replace\",\"path\":\"/modules/m1/x\",\"value\":2},"
+				   "{\"op\":\"remove\",\"path\":\"/links/l1\"}]", NULL,
+				   "/modules/m1/x", "which the undo changes at \"/modules/m1\""));
+	/* siblings, names that share a prefix, unrelated branches */
+	CHECK(NO_CONFLICT(OP("remove", "/modules/m1"),
+					  "[{\"op\":\"add\",\"path\":\"/modules/m2\",\"value\":{}},"
+					  "{\"op\":\"replace\",\"path\":\"/modules/m10\",\"value\":1},"
+					  "{\"op\":\"add\",\"path\":\"/modules/m\",\"value\":1},"
+					  "{\"op\":\"remove\",\"path\":\"/links/l1\"},"
+					  "{\"op\":\"test\",\"path\":\"/modules/m2\",\"value\":{}}]", NULL));
+	CHECK(NO_CONFLICT(OP("remove", "/modules/m1/position"), OPV("replace", "/modules/m1/size"), NULL));
+	CHECK(NO_CONFLICT("[]", OPV("replace", "/a"), "[{\"op\":\"exists\",\"path\":\"/a\"}]"));
+	CHECK(NO_CONFLICT(OP("remove", "/a"), "[]", "[]"));
+	CHECK(NO_CONFLICT("[]", "[]", NULL));
+
+	/* reads: only a write of the undo at or above what was read */
+	CHECK(NO_CONFLICT(OPV("replace", "/modules/m1/position"), "[]",
+					  "[{\"op\":\"exists\",\"path\":\"/modules/m1\"}]"));
+	CHECK(NO_CONFLICT(OP("remove", "/links/l1"), "[]", "[{\"op\":\"exists\",\"path\":\"/links\"}]"));
+	CHECK(NO_CONFLICT(OP("remove", "/links/l1"), "[]", "[{\"op\":\"absent\",\"path\":\"/links/l2\"}]"));
+	CHECK(CONFLICT(OP("remove", "/modules/m1"), "[]",
+				   "[{\"op\":\"exists\",\"path\":\"/modules/m2\"},{\"op\":\"exists\",\"path\":\"/modules/m1/x\"}]",
+				   "/modules/m1/x",
+				   "it relied on \"/modules/m1/x\", which the undo changes at \"/modules/m1\""));
+	CHECK(CONFLICT(OP("remove", "/modules/m1"), "[]", "[{\"op\":\"exists\",\"path\":\"/modules/m1\"}]",
+				   "/modules/m1", "it relied on \"/modules/m1\""));
+	CHECK(CONFLICT(OPV("add", "/modules/m2"), "[]", "[{\"op\":\"absent\",\"path\":\"/modules/m2\"}]",
+				   "/modules/m2", "it relied on \"/modules/m2\", which the undo changes at \"/modules/m2\""));
+	/* a change of the later patch is found before a read */
+	CHECK(CONFLICT(OP("remove", "/modules/m1"), OPV("add", "/modules/m1/z"),
+				   "[{\"op\":\"exists\",\"path\":\"/modules/m1\"}]",
+				   "/modules/m1/z", "it changed \"/modules/m1/z\""));
+	/* a test of the later patch reads both ways */
+	CHECK(CONFLICT(OPV("replace", "/modules/m1/position"), OPV("test", "/modules/m1"), NULL,
+				   "/modules/m1",
+				   "it relied on \"/modules/m1\", which the undo changes at \"/modules/m1/position\""));
+	CHECK(CONFLICT(OP("remove", "/modules/m1"), OPV("test", "/modules/m1/x"), NULL,
+				   "/modules/m1/x", "it relied on \"/modules/m1/x\""));
+	CHECK(NO_CONFLICT(OP("remove", "/modules/m1"), OPV("test", "/modules/m2"), NULL));
+	/* "from" of a later move or copy */
+	CHECK(CONFLICT(OPV("replace", "/a/x"), OPF("move", "/a", "/b"), NULL,
+				   "/a", "it changed \"/a\", which the undo changes at \"/a/x\""));
+	CHECK(CONFLICT(OPV("replace", "/a/x"), OPF("copy", "/a", "/b"), NULL,
+				   "/a", "it relied on \"/a\", which the undo changes at \"/a/x\""));
+	CHECK(CONFLICT(OPV("replace", "/a/x"), OPF("move", "/z", "/a/x/y"), NULL,
+				   "/a/x/y", "it changed \"/a/x/y\""));
+	CHECK(NO_CONFLICT(OPV("replace", "/a/x"), OPF("copy", "/a/y", "/b"), NULL));
+
+	/* a path through an array stands for the whole array */
+	CHECK(CONFLICT(OP("remove", "/a/0"), OPV("replace", "/a/3"), NULL,
+				   "/a/3", "it changed \"/a/3\", which the undo changes at \"/a/0\""));
+	CHECK(CONFLICT(OP("remove", "/a/3"), OPV("replace", "/a/0"), NULL, "/a/0", "/a/3"));
+	CHECK(CONFLICT(OP("remove", "/a/0/x"), OPV("add", "/a/1/y"), NULL, "/a/1/y", "/a/0/x"));
+	CHECK(CONFLICT(OPV("replace", "/a/0"), "[]", "[{\"op\":\"exists\",\"path\":\"/a/2\"}]",
+				   "/a/2", "it relied on \"/a/2\""));
+	CHECK(CONFLICT(OPV("add", "/p/roles/0"), "[]", "[{\"op\":\"absent\",\"path\":\"/p/roles/4/name\"}]",
+				   "/p/roles/4/name", "it relied on"));
+	CHECK(NO_CONFLICT(OP("remove", "/a/0"), OPV("add", "/b/0"), NULL));
+	CHECK(NO_CONFLICT(OP("remove", "/a/0"), "[]", "[{\"op\":\"exists\",\"path\":\"/b/0\"}]"));
+	/* a member named like an index counts as one: cautious */
+	CHECK(CONFLICT(OP("remove", "/modules/5/x"), OPV("add", "/modules/5/y"), NULL, "/modules/5/y", "/modules/5/x"));
+	CHECK(CONFLICT(OP("remove", "/modules/5"), OPV("add", "/modules/6"), NULL, "/modules/6", "/modules/5"));
+	CHECK(NO_CONFLICT(OP("remove", "/modules/m5"), OPV("add", "/modules/m6"), NULL));
+	/* "-" */
+	CHECK(CONFLICT(OP("remove", "/a/2"), OPV("add", "/a/-"), NULL,
+				   "/a/-", "it changed \"/a/-\", which the undo changes at \"/a/2\""));
+	CHECK(CONFLICT(OPV("add", "/a/-"), OP("remove", "/a/0/k"), NULL, "/a/0/k", "/a/-"));
+	CHECK(NO_CONFLICT(OP("remove", "/a/x"), OPV("add", "/b/-"), NULL));
+
+	/* tokens are compared unescaped, paths reported as written */
+	CHECK(NO_CONFLICT(OP("remove", "/a~1b"), OPV("add", "/a/b"), NULL));
+	CHECK(NO_CONFLICT(OP("remove", "/a/b"), OPV("add", "/a~1b/c"), NULL));
+	CHECK(NO_CONFLICT(OP("remove", "/a"), OPV("add", "/a~1b"), NULL));
+	CHECK(NO_CONFLICT(OP("remove", "/m~0n"), OPV("add", "/m~1n"), NULL));
+	CHECK(NO_CONFLICT(OP("remove", "/m~01"), OPV("add", "/m~1"), NULL));
+	CHECK(CONFLICT(OP("remove", "/a~1b"), OPV("add", "/a~1b/c"), NULL,
+				   "/a~1b/c", "it changed \"/a~1b/c\", which the undo changes at \"/a~1b\""));
+	CHECK(CONFLICT(OP("remove", "/m~0n/x"), OPV("replace", "/m~0n/x"), NULL, "/m~0n/x", "/m~0n/x"));
+	CHECK(CONFLICT(OP("remove", "/a~1b"), "[]", "[{\"op\":\"exists\",\"path\":\"/a~1b/~0\"}]",
+				   "/a~1b/~0", "it relied on \"/a~1b/~0\""));
+
+	/* the root "" is above everything */
+	CHECK(CONFLICT("[{\"op\":\"replace\",\"path\":\"\",\"value\":{}}]", OPV("add", "/x"), NULL,
+				   "/x", "it changed \"/x\", which the undo changes at \"\""));
+	CHECK(CONFLICT(OP("remove", "/x/y"), "[{\"op\":\"replace\",\"path\":\"\",\"value\":{}}]", NULL,
+				   "", "it changed \"\", which the undo changes at \"/x/y\""));
+	CHECK(CONFLICT("[{\"op\":\"replace\",\"path\":\"\",\"value\":{}}]", "[]",
+				   "[{\"op\":\"absent\",\"path\":\"/x\"}]", "/x", "it relied on \"/x\""));
+	CHECK(CONFLICT("[{\"op\":\"replace\",\"path\":\"\",\"value\":{}}]", "[]",
+				   "[{\"op\":\"exists\",\"path\":\"\"}]", "", "it relied on \"\""));
+	CHECK(CONFLICT(OP("remove", "/x"), OPV("test", ""), NULL, "", "it relied on \"\""));
+	/* but the root always exists: a read of it relies on nothing below */
+	CHECK(NO_CONFLICT(OP("remove", "/x"), "[]", "[{\"op\":\"exists\",\"path\":\"\"}]"));
+	/* the empty key is not the root */
+	CHECK(NO_CONFLICT(OP("remove", "/"), OPV("add", "/x"), NULL));
+	CHECK(CONFLICT(OP("remove", "/"), OPV("add", "//x"), NULL, "//x", "which the undo changes at \"/\""));
+
+	/* malformed input */
+	CHECK(CONFLICT_INVALID("{}", "[]", NULL, "a patch must be an array"));
+	CHECK(CONFLICT_INVALID("[]", "{}", NULL, "a patch must be an array"));
+	CHECK(CONFLICT_INVALID("[]", "[]", "{}", "a patch must be an array"));
+	CHECK(CONFLICT_INVALID("[]", "[]", "\"x\"", "a patch must be an array"));
+	CHECK(CONFLICT_INVALID("[1]", "[]", NULL, "element 0 of the patch is not an operation"));
+	CHECK(CONFLICT_INVALID("[]", "[{\"op\":\"remove\",\"path\":\"/a\"},{\"path\":\"/a\"}]", NULL,
+						   "element 1 of the patch is not an operation"));
+	CHECK(CONFLICT_INVALID("[]", "[{\"op\":\"add\",\"value\":1}]", NULL, "is not an operation"));
+	CHECK(CONFLICT_INVALID("[]", "[{\"op\":\"add\",\"path\":5,\"value\":1}]", NULL, "is not an operation"));
+	CHECK(CONFLICT_INVALID("[]", "[]", "[{\"op\":\"exists\"}]", "is not an operation"));
+	CHECK(CONFLICT_INVALID("[]", "[]", "[[]]", "is not an operation"));
+	CHECK(CONFLICT_INVALID(OP("remove", "a"), "[]", NULL, "invalid JSON pointer \"a\": must start with \"/\""));
+	CHECK(CONFLICT_INVALID("[]", OPV("add", "/a~2"), NULL, "invalid escape \"~2\""));
+	CHECK(CONFLICT_INVALID("[]", OPF("move", "/a~", "/b"), NULL, "invalid escape \"~\" at the end"));
+	CHECK(CONFLICT_INVALID(OPF("copy", "x", "/b"), "[]", NULL, "must start with \"/\""));
+	CHECK(CONFLICT_INVALID("[]", "[]", "[{\"op\":\"absent\",\"path\":\"/x~\"}]", "invalid escape"));
+	/* malformed wins over a conflict found before it */
+	CHECK(CONFLICT_INVALID(OP("remove", "/a"), "[{\"op\":\"remove\",\"path\":\"/a\"},{\"op\":\"remove\",\"path\":\"a\"}]",
+						   NULL, "must start with \"/\""));
+	/* NULL undo or patch */
+	{
+		EsJson	   *e = J("[]");
+
+		CHECK(es_patch_conflict(NULL, e, NULL, NULL) == ES_ENGINE_INVALID);
+		CHECK(es_patch_conflict(e, NULL, NULL, NULL) == ES_ENGINE_INVALID);
+		es_json_free(e);
+	}
+}
+
+/*
+ * test_patch_conflict_from_undo: the undo of what an effect did against
+ * what later effects did, as an undo in the extension does.
+ */
+static void
+test_patch_conflict_from_undo(void)
+{
+	EsJson	   *state = J("{}");
+	EsJson	   *before;
+	EsJson	   *add = J(playbook_effect("module_add"));
+	EsJson	   *move = J(playbook_effect("module_move"));
+	EsJson	   *resize = J(playbook_effect("module_resize"));
+	EsJson	   *link = J(playbook_effect("link_add"));
+	EsJson	   *ev;
+	EsJson	   *patch = NULL;
+	EsJson	   *reads = NULL;
+	EsJson	   *undo = NULL;
+	EsEngineError err;
+
+	ev = make_event("{\"moduleId\":\"m1\",\"module\":{},\"position\":{\"x\":1}}", "null");
+	CHECK(es_effect_apply(state, add, ev, &err) == ES_ENGINE_OK);
+	es_json_free(ev);
+	ev = make_event("{\"moduleId\":\"m2\",\"module\":{},\"position\":{\"x\":2}}", "null");
+	CHECK(es_effect_apply(state, add, ev, &err) == ES_ENGINE_OK);
+	es_json_free(ev);
+
+	/* the event to undo: module_move of m1 */
+	before = es_json_copy(state);
+	ev = make_event("{\"moduleId\":\"m1\",\"position\":{\"x\":9}}", "null");
+	CHECK(es_effect_apply_trace(state, move, ev, &patch, &reads, &err) == ES_ENGINE_OK);
+	es_json_free(ev);
+	CHECK(same_text(__LINE__, "reads", reads, "[]"));
+	CHECK(es_undo_patch(before, patch, &undo, &err) == ES_ENGINE_OK);
+	CHECK(same_text(__LINE__, "undo", undo,
+					"[{\"op\":\"replace\",\"path\":\"/modules/m1/position\",\"value\":{\"x\":1}}]"));
+	es_json_free(patch);
+	es_json_free(reads);
+
+	/* a resize of m1 relied on m1 and changed /modules/m1/size: fine */
+	ev = make_event("{\"moduleId\":\"m1\",\"width\":1,\"height\":2}", "null");
+	CHECK(es_effect_apply_trace(state, resize, ev, &patch, &reads, &err) == ES_ENGINE_OK);
+	es_json_free(ev);
+	CHECK(same_text(__LINE__, "reads", reads, "[{\"op\":\"exists\",\"path\":\"/modules/m1\"}]"));
+	CHECK(es_patch_conflict(undo, patch, reads, &err) == ES_ENGINE_OK);
+	es_json_free(patch);
+	es_json_free(reads);
+	/* a link from m1 to m2 relied on both: fine */
+	ev = make_event("{\"linkId\":\"l1\",\"link\":{\"source\":\"m1\",\"target\":\"m2\"}}", "null");
+	CHECK(es_effect_apply_trace(state, link, ev, &patch, &reads, &err) == ES_ENGINE_OK);
+	es_json_free(ev);
+	CHECK(es_patch_conflict(undo, patch, reads, &err) == ES_ENGINE_OK);
+	es_json_free(patch);
+	es_json_free(reads);
+	/* another move of m1: a conflict */
+	ev = make_event("{\"moduleId\":\"m1\",\"position\":{\"x\":5}}", "null");
+	CHECK(es_effect_apply_trace(state, move, ev, &patch, &reads, &err) == ES_ENGINE_OK);
+	es_json_free(ev);
+	CHECK(es_patch_conflict(undo, patch, reads, &err) == ES_ENGINE_REJECTED);
+	CHECK(strcmp(err.path, "/modules/m1/position") == 0);
+	CHECK(strcmp(err.message, "it changed \"/modules/m1/position\", which the undo changes at \"/modules/m1/position\"") == 0);
+	es_json_free(patch);
+	es_json_free(reads);
+	es_json_free(undo);
+	es_json_free(before);
+
+	/* undoing the add of m2: the link relied on m2 */
+	before = J("{\"modules\":{\"m1\":{}},\"links\":{}}");
+	es_json_free(state);
+	state = es_json_copy(before);
+	ev = make_event("{\"moduleId\":\"m2\",\"module\":{\"t\":1},\"position\":{\"x\":2}}", "null");
+	CHECK(es_effect_apply_trace(state, add, ev, &patch, &reads, &err) == ES_ENGINE_OK);
+	es_json_free(ev);
+	CHECK(es_undo_patch(before, patch, &undo, &err) == ES_ENGINE_OK);
+	es_json_free(patch);
+	es_json_free(reads);
+	ev = make_event("{\"linkId\":\"l1\",\"link\":{\"source\":\"m1\",\"target\":\"m2\"}}", "null");
+	CHECK(es_effect_apply_trace(state, link, ev, &patch, &reads, &err) == ES_ENGINE_OK);
+	es_json_free(ev);
+	CHECK(es_patch_conflict(undo, patch, reads, &err) == ES_ENGINE_REJECTED);
+	CHECK(strcmp(err.path, "/modules/m2") == 0);
+	CHECK(strstr(err.message, "it relied on \"/modules/m2\"") != NULL);
+	/* without its reads, the link changed nothing the undo changes */
+	CHECK(es_patch_conflict(undo, patch, NULL, &err) == ES_ENGINE_OK);
+	es_json_free(patch);
+	es_json_free(reads);
+	es_json_free(undo);
+	es_json_free(before);
+	es_json_free(state);
+	es_json_free(add);
+	es_json_free(move);
+	es_json_free(resize);
+	es_json_free(link);
+}
+
+/*
+ * reads_with_from: es_patch_conflict with reads that carry a "from"
+ * (malformed, but any document may be given).
+ */
+static void
+reads_with_from(void)
+{
+	EsJson	   *undo = J(OP("remove", "/q"));
+	EsJson	   *later = J("[]");
+	EsJson	   *reads = J("[{\"op\":\"exists\",\"path\":\"/a\",\"from\":\"/b\"},"
+						  "{\"op\":\"exists\",\"path\":\"/c\",\"from\":\"/d\"},"
+						  "{\"op\":\"exists\",\"path\":\"/e\",\"from\":\"/f\"},"
+						  "{\"op\":\"exists\",\"path\":\"/g\",\"from\":\"/h\"}]");
+	EsEngineError err;
+	EsEngineStatus st = es_patch_conflict(undo, later, reads, &err);
+
+	es_json_free(undo);
+	es_json_free(later);
+	es_json_free(reads);
+	/* a read has no "from": invalid, or the member ignored */
+	CHECK(st == ES_ENGINE_INVALID || st == ES_ENGINE_OK);
+}
+
+/*
+ * test_patch_conflict_reads_with_from: in a child process, since a memory
+ * error aborts it.
+ */
+static void
+test_patch_conflict_reads_with_from(void)
+{
+	CHECK(in_child(reads_with_from));
+}
+
+/*
+ * test_patch_conflict_malformed_ops: a later patch whose op is not one of
+ * RFC 6902, or whose move or copy has no string "from", is malformed.
+ */
+static void
+test_patch_conflict_malformed_ops(void)
+{
+	bool		ok = true;
+
+	ok &= CONFLICT_INVALID(OP("remove", "/a"), "[{\"op\":\"move\",\"from\":5,\"path\":\"/b\"}]", NULL, "");
+	ok &= CONFLICT_INVALID(OP("remove", "/a"), "[{\"op\":\"move\",\"path\":\"/b\"}]", NULL, "");
+	ok &= CONFLICT_INVALID(OP("remove", "/a"), "[{\"op\":\"copy\",\"from\":[\"/a\"],\"path\":\"/b\"}]", NULL, "");
+	ok &= CONFLICT_INVALID(OP("remove", "/a"), "[{\"op\":\"frobnicate\",\"path\":\"/b\"}]", NULL, "");
+	CHECK(ok);
+}
+
+/*
+ * conflict_oom_run: es_patch_conflict under every budget until the outcome
+ * is stable: want, or ES_ENGINE_NOMEM with "out of memory".
+ */
+static bool
+conflict_oom_run(const char *undo, const char *later, const char *reads,
+				 EsEngineStatus want, bool every, int *nomem)
+{
+	EsJson	   *u = J(undo);
+	EsJson	   *l = J(later);
+	EsJson	   *r = reads ? J(reads) : NULL;
+	EsEngineError err;
+	long		budget;
+	int			stable = 0;
+	bool		ok = es_patch_conflict(u, l, r, &err) == want;
+
+	for (budget = 0; ok && stable < 10 && budget < 5000; budget++)
+	{
+		EsEngineStatus st;
+
+		oom_arm(every, budget);
+		st = es_patch_conflict(u, l, r, &err);
+		oom_disarm();
+		if (st == ES_ENGINE_NOMEM)
+		{
+			(*nomem)++;
+			stable = 0;
+			if (strcmp(err.message, "out of memory") != 0)
+				ok = false;
+		}
+		else if (st != want)
+		{
+			printf("    budget %ld: status %d (%s), expected %d\n", budget, st,
+				   err.message, want);
+			ok = false;
+		}
+		else
+			stable++;
+	}
+	es_json_free(u);
+	es_json_free(l);
+	es_json_free(r);
+	return ok && stable >= 10;
+}
+
+static void
+test_patch_conflict_out_of_memory(void)
+{
+	const char *undo = "[{\"op\":\"remove\",\"path\":\"/modules/m1/position\"},"
+		"{\"op\":\"add\",\"path\":\"/links/l~1x\",\"value\":{\"a\":[1]}},"
+		"{\"op\":\"move\",\"from\":\"/a/0\",\"path\":\"/b/c\"},"
+		"{\"op\":\"replace\",\"path\":\"/modules/m9/size\",\"value\":1}]";
+	const char *later = "[{\"op\":\"add\",\"path\":\"/modules/m2\",\"value\":{}},"
+		"{\"op\":\"copy\",\"from\":\"/links/l2\",\"path\":\"/links/l3\"},"
+		"{\"op\":\"test\",\"path\":\"/modules/m2\",\"value\":{}},"
+		"{\"op\":\"move\",\"from\":\"/x\",\"path\":\"/y\"}]";
+	const char *reads = "[{\"op\":\"exists\",\"path\":\"/modules/m1\"},"
+		"{\"op\":\"absent\",\"path\":\"/links/l3\"},"
+		"{\"op\":\"exists\",\"path\":\"/modules/m9/size/w\"}]";
+	const char *clean_reads = "[{\"op\":\"exists\",\"path\":\"/modules/m1\"},"
+		"{\"op\":\"absent\",\"path\":\"/links/l3\"}]";
+	int			nomem_docs = 0;
+	int			nomem_all = 0;
+
+	/* no document is made: failures of their allocator change nothing */
+	CHECK(conflict_oom_run(undo, later, reads, ES_ENGINE_REJECTED, false, &nomem_docs));
+	CHECK(conflict_oom_run(undo, later, clean_reads, ES_ENGINE_OK, false, &nomem_docs));
+	CHECK(nomem_docs == 0);
+	if (HAVE_SCRATCH_OOM)
+	{
+		CHECK(conflict_oom_run(undo, later, reads, ES_ENGINE_REJECTED, true, &nomem_all));
+		CHECK(conflict_oom_run(undo, later, clean_reads, ES_ENGINE_OK, true, &nomem_all));
+		CHECK(conflict_oom_run(undo, "[{\"op\":\"remove\",\"path\":\"/ok\"},{\"op\":\"remove\",\"path\":\"bad\"}]",
+							   NULL, ES_ENGINE_INVALID, true, &nomem_all));
+		printf("    out of memory: %d runs\n", nomem_all);
+		CHECK(nomem_all > 10);
+	}
+}
+
+static void
+test_json_member(void)
+{
+	EsJson	   *doc = J("{\"a\":{\"b\":[1,{\"c\":null}]},\"\":0,\"x/y\":\"s\",\"n\":null}");
+	EsJson	   *arr = J("[{\"a\":1}]");
+	EsJson	   *str = J("\"a\"");
+	const EsJson *a;
+	const EsJson *b;
+	EsJson	   *want;
+
+	a = es_json_member(doc, "a");
+	CHECK(a != NULL);
+	CHECK(same_text(__LINE__, "member a", a, "{\"b\":[1,{\"c\":null}]}"));
+	/* borrowed: the very node, every time */
+	CHECK(es_json_member(doc, "a") == a);
+	b = es_json_member(a, "b");
+	CHECK(same_text(__LINE__, "member b", b, "[1,{\"c\":null}]"));
+	/* names are names, not pointers */
+	CHECK(es_json_member(doc, "x/y") != NULL);
+	CHECK(es_json_member(doc, "/a") == NULL);
+	CHECK(es_json_member(doc, "a/b") == NULL);
+	want = J("0");
+	CHECK(es_json_equal(es_json_member(doc, ""), want));
+	es_json_free(want);
+	/* a null member is there */
+	want = J("null");
+	CHECK(es_json_member(doc, "n") != NULL && es_json_equal(es_json_member(doc, "n"), want));
+	es_json_free(want);
+	/* missing, or not an object */
+	CHECK(es_json_member(doc, "zz") == NULL);
+	CHECK(es_json_member(doc, "A") == NULL);
+	CHECK(es_json_member(b, "0") == NULL);
+	CHECK(es_json_member(arr, "a") == NULL);
+	CHECK(es_json_member(str, "a") == NULL);
+	CHECK(es_json_member(NULL, "a") == NULL);
+	/* the document is not changed */
+	CHECK(same_text(__LINE__, "doc", doc, "{\"a\":{\"b\":[1,{\"c\":null}]},\"\":0,\"x/y\":\"s\",\"n\":null}"));
+	CHECK(unshared(doc));
+	es_json_free(doc);
+	es_json_free(arr);
+	es_json_free(str);
+}
+
 /*
  * main: runs every case; the last line is "N passed, N failed".
  */
@@ -2138,5 +3587,18 @@ main(void)
 	RUN(test_no_shared_nodes);
 	RUN(test_out_of_memory);
 	RUN(test_out_of_memory_entry_points);
+	RUN(test_effect_apply_trace);
+	RUN(test_effect_apply_trace_out_of_memory);
+	RUN(test_effect_apply_trace_out_of_memory_long);
+	RUN(test_undo_patch);
+	RUN(test_undo_patch_reused_paths);
+	RUN(test_undo_patch_out_of_memory);
+	RUN(test_undo_patch_out_of_memory_long);
+	RUN(test_patch_conflict);
+	RUN(test_patch_conflict_from_undo);
+	RUN(test_patch_conflict_reads_with_from);
+	RUN(test_patch_conflict_malformed_ops);
+	RUN(test_patch_conflict_out_of_memory);
+	RUN(test_json_member);
 	return harness_summary();
 }
