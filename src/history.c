@@ -85,6 +85,7 @@ typedef struct ActionEntry
 	int64		action;			/* hash key */
 	int64		seq;
 	bool		undo;
+	int64		count;			/* its undo and redo events seen */
 } ActionEntry;
 
 /*
@@ -235,8 +236,8 @@ apply_traced(EsJson *state, EsCategoryDefinitions *defs, const char *stream,
 }
 
 /*
- * The latest undo or redo event of each action among events[from..n),
- * walking backwards.
+ * The latest undo or redo event of each action among events[0..n), and
+ * how many there are, walking backwards.
  */
 static HTAB *
 latest_toggles(HistoryEvent *events, int64 n)
@@ -262,9 +263,44 @@ latest_toggles(HistoryEvent *events, int64 n)
 		{
 			entry->seq = events[i].seq;
 			entry->undo = is_undo(events[i].event_type);
+			entry->count = 0;
 		}
+		entry->count++;
 	}
 	return toggles;
+}
+
+/*
+ * The 23S03 error: event ev conflicts with the undo (or redo) of target.
+ * The hint names what would clear the way: toggling the latest event of
+ * ev's action (entry, or ev itself if the action has no undo or redo).
+ */
+static void
+conflict_error(HistoryEvent *events, HistoryEvent *ev,
+			   ActionEntry *entry, int64 target, bool undo,
+			   const char *stream, const char *why)
+{
+	int64		latest = entry != NULL ? entry->seq : ev->seq;
+
+	/* the range is contiguous from the target (checked by toggle) */
+	bool		redo_first = is_undo(events[latest - events[0].seq].event_type);
+	const char *by = ev->user_id;
+
+	if (!ev->isnull[Anum_es_events_username - 1])
+		by = TextDatumGetCString(ev->values[Anum_es_events_username - 1]);
+	ereport(ERROR,
+			(errcode(ES_ERRCODE_UNDO_CONFLICT),
+			 errmsg("cannot %s event %lld of stream \"%s\": event %lld changed or relied on the same data since",
+					undo ? "undo" : "redo", (long long) target,
+					stream, (long long) ev->seq),
+			 errdetail("Event %lld (\"%s\"%s%s): %s.",
+					   (long long) ev->seq, ev->event_type,
+					   by ? ", by " : "", by ? by : "", why),
+			 redo_first ?
+			 errhint("Redo event %lld first, or append an event that makes the change.",
+					 (long long) latest) :
+			 errhint("Undo event %lld first, or append an event that makes the change.",
+					 (long long) latest)));
 }
 
 /*
@@ -399,41 +435,32 @@ toggle(Relation rel, const char *stream, EsCategoryDefinitions *defs,
 	es_json_free(reads);
 
 	/*
-	 * Every later event must leave alone what the revert changes.  An
-	 * action after the target that is undone now, with its undo and redo
-	 * events, changed nothing in the end.
+	 * Every later event must leave alone what the revert changes, except
+	 * the events of an action that cancel out since the target: an even
+	 * number of them (the action and its undo; an undo of an earlier
+	 * action and its redo; ...) leaves the action as it was.
 	 */
 	for (i = 1; i < n; i++)
 	{
 		HistoryEvent *ev = &events[i];
 		int64		root = ev->action != 0 ? ev->action : ev->seq;
 		ActionEntry *entry;
-		bool		cancelled;
+		int64		count;
 
 		CHECK_FOR_INTERRUPTS();
 		apply_traced(state, defs, stream, ev, &patch, &reads);
 		if (patch == NULL)
 			continue;
 		entry = hash_search(toggles, &root, HASH_FIND, NULL);
-		cancelled = root > target && entry != NULL && entry->undo;
-		if (!cancelled)
+		count = (entry != NULL ? entry->count : 0) + (root > target ? 1 : 0);
+		if (count % 2 != 0)
 		{
 			status = es_patch_conflict(revert, patch, reads, &err);
 			if (status == ES_ENGINE_NOMEM)
 				es_engine_out_of_memory();
 			if (status == ES_ENGINE_REJECTED)
-				ereport(ERROR,
-						(errcode(ES_ERRCODE_UNDO_CONFLICT),
-						 errmsg("cannot %s event %lld of stream \"%s\": event %lld changed or relied on the same data since",
-								undo ? "undo" : "redo", (long long) target,
-								stream, (long long) ev->seq),
-						 errdetail("Event %lld (\"%s\"%s%s): %s.",
-								   (long long) ev->seq, ev->event_type,
-								   ev->user_id ? ", by " : "",
-								   ev->user_id ? ev->user_id : "",
-								   err.message),
-						 errhint("Undo event %lld first, or append an event that makes the change.",
-								 (long long) ev->seq)));
+				conflict_error(events, ev, entry, target, undo, stream,
+							   err.message);
 			if (status != ES_ENGINE_OK)
 				elog(ERROR, "could not compare event %lld with the undo: %s",
 					 (long long) ev->seq, err.message);

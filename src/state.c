@@ -435,31 +435,28 @@ es_prepare_event(const char *stream, EsCategoryDefinitions *defs,
 }
 
 /*
- * es_apply_event
- *		Under the stream's lock: apply the effect of an event being
- *		appended after event version of its stream, or raise 23S02.  On
- *		success the cached state includes the event, and a snapshot is
- *		written if the event's number is a multiple of
- *		eventsourcing.snapshot_every.
+ * Under the stream's lock: apply to the state after event version the
+ * effect of def for event, or (def NULL) patch, the change of the event
+ * being appended; on success the cached state includes it, and a snapshot
+ * is written if the event's number is a multiple of
+ * eventsourcing.snapshot_every.
  */
-void
-es_apply_event(const char *stream, EsCategoryDefinitions *defs,
-			   EsDefinition *def, EsJson *event, int64 version,
-			   TimestampTz created_at)
+static void
+advance_state(const char *stream, EsCategoryDefinitions *defs,
+			  int64 version, EsDefinition *def, EsJson *event,
+			  const EsJson *patch)
 {
-	char		timestamp[ES_TIMESTAMP_BUFLEN];
 	EsEngineError err;
 	EsEngineStatus status;
 	EsState    *st;
 	MemoryContext oldcxt;
 
-	es_utc_timestamp(created_at, timestamp);
-	if (es_event_stamp(event, version + 1, timestamp, &err) != ES_ENGINE_OK)
-		es_engine_out_of_memory();
-
 	st = es_state_at(stream, defs, version, true);
 	oldcxt = MemoryContextSwitchTo(st->cxt);
-	status = es_effect_apply(st->doc, def->effect, event, &err);
+	if (def != NULL)
+		status = es_effect_apply(st->doc, def->effect, event, &err);
+	else
+		status = es_patch_apply(st->doc, patch, &err);
 	MemoryContextSwitchTo(oldcxt);
 	if (status == ES_ENGINE_NOMEM)
 	{
@@ -471,6 +468,12 @@ es_apply_event(const char *stream, EsCategoryDefinitions *defs,
 	{
 		/* the state is as it was, and still worth keeping */
 		es_state_release(st, true);
+		if (def == NULL)
+			ereport(ERROR,
+					(errcode(ES_ERRCODE_EFFECT_FAILED),
+					 errmsg("undo or redo patch cannot be applied to stream \"%s\"",
+							stream),
+					 errdetail("%s", es_engine_detail(&err))));
 		ereport(ERROR,
 				(errcode(ES_ERRCODE_EFFECT_FAILED),
 				 errmsg("event \"%s\" cannot be applied to stream \"%s\"",
@@ -484,6 +487,26 @@ es_apply_event(const char *stream, EsCategoryDefinitions *defs,
 	if (es_snapshot_every > 0 && st->version % es_snapshot_every == 0)
 		es_write_snapshot(st, defs);
 	es_state_release(st, true);
+}
+
+/*
+ * es_apply_event
+ *		Under the stream's lock: apply the effect of an event being
+ *		appended after event version of its stream, or raise 23S02
+ *		(advance_state).
+ */
+void
+es_apply_event(const char *stream, EsCategoryDefinitions *defs,
+			   EsDefinition *def, EsJson *event, int64 version,
+			   TimestampTz created_at)
+{
+	char		timestamp[ES_TIMESTAMP_BUFLEN];
+	EsEngineError err;
+
+	es_utc_timestamp(created_at, timestamp);
+	if (es_event_stamp(event, version + 1, timestamp, &err) != ES_ENGINE_OK)
+		es_engine_out_of_memory();
+	advance_state(stream, defs, version, def, event, NULL);
 }
 
 /*
@@ -518,40 +541,13 @@ es_write_snapshot(EsState *st, EsCategoryDefinitions *defs)
 /*
  * es_apply_patch_event
  *		Under the stream's lock: apply the patch of an undo or redo event
- *		being appended after event version (es_apply_event's twin).
+ *		being appended after event version (advance_state).
  */
 void
 es_apply_patch_event(const char *stream, EsCategoryDefinitions *defs,
 					 const EsJson *patch, int64 version)
 {
-	EsEngineError err;
-	EsEngineStatus status;
-	EsState    *st;
-	MemoryContext oldcxt;
-
-	st = es_state_at(stream, defs, version, true);
-	oldcxt = MemoryContextSwitchTo(st->cxt);
-	status = es_patch_apply(st->doc, patch, &err);
-	MemoryContextSwitchTo(oldcxt);
-	if (status == ES_ENGINE_NOMEM)
-	{
-		es_state_release(st, false);
-		es_engine_out_of_memory();
-	}
-	if (status != ES_ENGINE_OK)
-	{
-		es_state_release(st, true);
-		ereport(ERROR,
-				(errcode(ES_ERRCODE_EFFECT_FAILED),
-				 errmsg("undo or redo patch cannot be applied to stream \"%s\"",
-						stream),
-				 errdetail("%s", es_engine_detail(&err))));
-	}
-	st->version = version + 1;
-	es_state_mark_dirty(st);
-	if (es_snapshot_every > 0 && st->version % es_snapshot_every == 0)
-		es_write_snapshot(st, defs);
-	es_state_release(st, true);
+	advance_state(stream, defs, version, NULL, NULL, patch);
 }
 
 /*
