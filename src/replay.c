@@ -29,6 +29,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
 #include "eventsourcing.h"
@@ -195,6 +196,13 @@ es_replay_at(PG_FUNCTION_ARGS)
 					 " AND last_created_at OPERATOR(pg_catalog.<=) $2",
 					 2, argtypes, args) == h.base)
 		at = h.base;
+	if (!h.deleted && at < h.base)
+		ereport(ERROR,
+				(errcode(ES_ERRCODE_HISTORY_COMPACTED),
+				 errmsg("state of stream \"%s\" at %s is no longer available",
+						stream, timestamptz_to_str(PG_GETARG_TIMESTAMPTZ(1))),
+				 errdetail("Events 1 to %lld were removed by compaction; the earliest state is the one after event %lld.",
+						   (long long) h.base, (long long) h.base)));
 	es_check_not_compacted(stream, &h, at);
 
 	PG_RETURN_JSONB_P(state_jsonb(stream, category, at));

@@ -75,8 +75,10 @@ static const char *structure_query =
 " FROM es.streams s JOIN agg a USING (stream) WHERE s.deleted_at IS NOT NULL"
 " UNION ALL"
 /* events before the first one left */
-" SELECT a.stream, pg_catalog.format('events %s to %s are missing',"
-"  coalesce(b.base, 0) + 1, a.first_seq - 1)"
+" SELECT a.stream, CASE WHEN a.first_seq - coalesce(b.base, 0) = 2"
+"  THEN pg_catalog.format('event %s is missing', a.first_seq - 1)"
+"  ELSE pg_catalog.format('events %s to %s are missing',"
+"  coalesce(b.base, 0) + 1, a.first_seq - 1) END"
 " FROM agg a LEFT JOIN base b USING (stream)"
 " WHERE a.first_seq OPERATOR(pg_catalog.>) coalesce(b.base, 0) + 1"
 " UNION ALL"
