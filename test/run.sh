@@ -4,7 +4,7 @@
 # Usage: test/run.sh            (from any directory; CI runs it via .ci/run)
 #
 # Steps: test/deps.sh; make clean; make; make install; a fresh private cluster
-# in $REPO/.test-cluster on port ${ES_TEST_PORT:-54330}; then these test
+# in $REPO/.test-cluster on port ${ES_TEST_PORT:-25430}; then these test
 # cases, each counted:
 #   cppcheck            "make cppcheck"                           (1 case)
 #   regress/NAME        pg_regress tests of "make installcheck"   (1 per test)
@@ -29,7 +29,7 @@
 # output is always "N passed, N failed"; the exit status is 0 only if nothing
 # failed and something passed.
 #
-# Environment: ES_TEST_PORT (54330), ES_SHELL_TIMEOUT (900 s),
+# Environment: ES_TEST_PORT (25430), ES_SHELL_TIMEOUT (900 s),
 # ES_DIFF_LINES (lines of each regression.diffs to print, 400),
 # ES_FUZZ_SECONDS (60: how long the fuzz case runs), ES_FUZZ_DIR (its work
 # directory, /tmp/es_fuzz; the corpus there grows from run to run),
@@ -41,7 +41,9 @@ PG_BIN=/usr/lib/postgresql/15/bin
 export PATH="$PG_BIN:$PATH"
 cd "$REPO"
 
-PORT=${ES_TEST_PORT:-54330}
+# below Linux's ephemeral range (32768-60999), so that no client socket
+# of a busy machine holds it
+PORT=${ES_TEST_PORT:-25430}
 CLUSTER_DIR="$REPO/.test-cluster"
 LOG_DIR="$REPO/.test-cluster-logs"
 CLUSTER=("$REPO/test/cluster.sh" "$CLUSTER_DIR" "$PORT")

@@ -7,7 +7,7 @@
 # like.  Which cluster:
 #   * by default a private one, started with test/cluster.sh in
 #     BENCH_CLUSTER_DIR (default /tmp/eventsourcing-bench-cluster) on
-#     BENCH_PORT (default 54339) and stopped again at the end (the data
+#     BENCH_PORT (default 25439) and stopped again at the end (the data
 #     directory is kept; "test/cluster.sh DIR PORT destroy" removes it);
 #   * with BENCH_USE_EXISTING=1, the server at PGHOST/PGPORT (PGUSER must be
 #     a superuser that may create databases); the extension must be
@@ -71,7 +71,7 @@ if [ "${BENCH_USE_EXISTING:-0}" = 1 ]; then
 	export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
 	log "using the existing server at $PGHOST:$PGPORT"
 else
-	export PGHOST=127.0.0.1 PGPORT=${BENCH_PORT:-54339} PGUSER=postgres
+	export PGHOST=127.0.0.1 PGPORT=${BENCH_PORT:-25439} PGUSER=postgres
 	[ -f "$REPO/test/cluster.sh" ] || die "test/cluster.sh not found; use BENCH_USE_EXISTING=1"
 	if ! bash "$REPO/test/cluster.sh" "$CLUSTER_DIR" "$PGPORT" status >/dev/null 2>&1; then
 		STARTED_CLUSTER=1

@@ -12,7 +12,7 @@
 # a slow phase of a shared machine does not hit one side only.  No timing is
 # asserted.  The cluster is the one of run.sh: a private one started with
 # test/cluster.sh in BENCH_CLUSTER_DIR (default
-# /tmp/eventsourcing-bench-cluster) on BENCH_PORT (default 54339) and stopped
+# /tmp/eventsourcing-bench-cluster) on BENCH_PORT (default 25439) and stopped
 # at the end, or with BENCH_USE_EXISTING=1 the server at PGHOST/PGPORT (PGUSER
 # a superuser that may create databases, extension 1.1 installed).  The
 # database BENCH_DB (default es_bench_state) is dropped and created again.
@@ -121,7 +121,7 @@ if [ "${BENCH_USE_EXISTING:-0}" = 1 ]; then
 	export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
 	log "using the existing server at $PGHOST:$PGPORT"
 else
-	export PGHOST=127.0.0.1 PGPORT=${BENCH_PORT:-54339} PGUSER=postgres
+	export PGHOST=127.0.0.1 PGPORT=${BENCH_PORT:-25439} PGUSER=postgres
 	[ -f "$REPO/test/cluster.sh" ] || die "test/cluster.sh not found; use BENCH_USE_EXISTING=1"
 	if ! bash "$REPO/test/cluster.sh" "$CLUSTER_DIR" "$PGPORT" status >/dev/null 2>&1; then
 		STARTED_CLUSTER=1

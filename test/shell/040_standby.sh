@@ -2,9 +2,9 @@
 # test/shell/040_standby.sh - replay on a hot standby.
 #
 # This suite does not use the suite's cluster: it builds its own pair, a
-# primary (test/cluster.sh, port STANDBY_PRIMARY_PORT, default 54371) and a
+# primary (test/cluster.sh, port STANDBY_PRIMARY_PORT, default 25471) and a
 # streaming hot standby cloned from it with pg_basebackup -R (port
-# STANDBY_PORT, default 54372), both under a temporary directory, run as
+# STANDBY_PORT, default 25472), both under a temporary directory, run as
 # the OS user "postgres" when the script runs as root.  The EXIT trap
 # destroys both.
 #
@@ -32,14 +32,14 @@
 #
 # Exit status 0 only if every check passed.
 # shellcheck source-path=SCRIPTDIR source=lib/common.bash
-export PGPORT=${PGPORT:-${STANDBY_PRIMARY_PORT:-54371}}
+export PGPORT=${PGPORT:-${STANDBY_PRIMARY_PORT:-25471}}
 . "$(dirname "$0")/lib/common.bash"
 
 # the pair's settings are ours alone
 unset ES_EXTRA_CONF
 REPO=${ES_REPO:-$(cd "$(dirname "$0")/../.." && pwd -P)}
-P_PORT=${STANDBY_PRIMARY_PORT:-54371}
-S_PORT=${STANDBY_PORT:-54372}
+P_PORT=${STANDBY_PRIMARY_PORT:-25471}
+S_PORT=${STANDBY_PORT:-25472}
 PAIR_DIR=$(mktemp -d "/tmp/es_standby_pair.XXXXXX")
 chmod 755 "$PAIR_DIR"
 P_DIR="$PAIR_DIR/primary"
