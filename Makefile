@@ -18,7 +18,9 @@ OBJS = \
 	src/guc.o \
 	src/history.o \
 	src/message.o \
+	src/notifier.o \
 	src/notify.o \
+	src/notify_queue.o \
 	src/query.o \
 	src/read.o \
 	src/relation.o \
@@ -53,13 +55,14 @@ PG_CPPFLAGS += $(shell pkg-config --cflags jansson)
 PG_CFLAGS += -Wall -Wextra -Werror -Wno-unused-parameter
 SHLIB_LINK += $(shell pkg-config --libs jansson)
 
-# PGXS tracks no header dependencies: a changed header (the attribute
-# numbers of eventsourcing.h, say) must rebuild every object
-$(OBJS): src/eventsourcing.h src/engine.h src/engine_int.h
-
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS tracks no header dependencies: a changed header (the attribute
+# numbers of eventsourcing.h, say) must rebuild every object.  (After the
+# include, so that PGXS's "all" stays the default goal.)
+$(OBJS): src/eventsourcing.h src/engine.h src/engine_int.h
 
 .PHONY: cppcheck bench bench-state
 

@@ -139,7 +139,8 @@
 typedef enum EsNotifyMode
 {
 	ES_NOTIFY_OFF,
-	ES_NOTIFY_COMMIT
+	ES_NOTIFY_COMMIT,
+	ES_NOTIFY_WORKER
 } EsNotifyMode;
 
 /* guc.c */
@@ -317,5 +318,19 @@ extern int64 es_advance_stream(Relation events, Datum stream,
 /* notify.c */
 extern void es_notify_event(const char *category, HeapTuple tuple,
 							TupleDesc tupdesc);
+extern void es_notify_send(const char *category, const Datum *values,
+						   const bool *isnull);
+
+/* notify_queue.c */
+extern bool es_notify_queue_event(int64 global_position);
+extern void es_notify_queue_init(void);
+
+/* notifier.c */
+extern void es_notifier_preload(void);
+extern bool es_notifier_available(void);
+extern bool es_notifier_ensure(Oid dbid, bool report);
+extern void es_notifier_wake(Oid dbid);
+PGDLLEXPORT extern void es_notifier_main(Datum main_arg);
+PGDLLEXPORT extern void es_notifier_launcher_main(Datum main_arg);
 
 #endif							/* EVENTSOURCING_H */

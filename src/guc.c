@@ -15,6 +15,7 @@
 #include <limits.h>
 
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
@@ -36,32 +37,60 @@ bool		es_maintenance = false;
 
 static const struct config_enum_entry es_notify_options[] = {
 	{"commit", ES_NOTIFY_COMMIT, false},
+	{"worker", ES_NOTIFY_WORKER, false},
 	{"off", ES_NOTIFY_OFF, false},
 	{NULL, 0, false}
 };
+
+/*
+ * worker needs the notifiers' shared memory: refuse it where the library
+ * was not preloaded (a SET fails; a configuration file value is ignored
+ * with a warning, leaving the default).
+ */
+static bool
+check_notify(int *newval, void **extra, GucSource source)
+{
+	if (*newval == ES_NOTIFY_WORKER && !es_notifier_available() &&
+		!process_shared_preload_libraries_in_progress)
+	{
+		GUC_check_errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE);
+		GUC_check_errmsg("eventsourcing.notify = worker needs eventsourcing in shared_preload_libraries");
+		return false;
+	}
+	return true;
+}
 
 PGDLLEXPORT void _PG_init(void);
 
 /*
  * _PG_init
- *		Define the configuration parameters.
+ *		Define the configuration parameters; when preloading, set up the
+ *		notifiers.
  *
  * The library needs no preloading: it is loaded by the first call of one of
- * its functions or by the first INSERT into es.events.
+ * its functions or by the first INSERT into es.events.  Preloaded, it adds
+ * the notifier workers and eventsourcing.notify defaults to worker.
  */
 void
 _PG_init(void)
 {
+	bool		preloading = process_shared_preload_libraries_in_progress;
+
+	if (preloading)
+		es_notifier_preload();
+
 	DefineCustomEnumVariable("eventsourcing.notify",
 							 "Selects how appended events are announced.",
 							 "commit sends a NOTIFY on channel es_<category> from "
-							 "the appending transaction; off sends nothing.",
+							 "the appending transaction; worker has the database's "
+							 "notifier send it after the commit (needs "
+							 "shared_preload_libraries); off sends nothing.",
 							 &es_notify_mode,
-							 ES_NOTIFY_COMMIT,
+							 preloading ? ES_NOTIFY_WORKER : ES_NOTIFY_COMMIT,
 							 es_notify_options,
 							 PGC_SUSET,
 							 0,
-							 NULL,
+							 check_notify,
 							 NULL,
 							 NULL);
 
@@ -124,4 +153,5 @@ _PG_init(void)
 	es_engine_init();
 	es_definitions_init();
 	es_state_cache_init();
+	es_notify_queue_init();
 }

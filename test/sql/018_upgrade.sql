@@ -1,6 +1,6 @@
 --
--- 018_upgrade: version 1.0 updated to 1.1 and then to 1.2 has exactly the
--- objects of a fresh 1.2, and keeps the events appended under 1.0.
+-- 018_upgrade: version 1.0 updated to 1.1, 1.2 and then 1.3 has exactly
+-- the objects of a fresh 1.3, and keeps the events appended under 1.0.
 --
 DROP EXTENSION eventsourcing CASCADE;
 
@@ -62,7 +62,6 @@ SELECT es_replay('upgrade-1');
 -- 1.1 to 1.2: history
 ALTER EXTENSION eventsourcing UPDATE TO '1.2';
 SELECT extversion FROM pg_extension WHERE extname = 'eventsourcing';
-CREATE TEMP TABLE updated AS SELECT * FROM pg_temp.extension_objects();
 -- events appended before 1.2 have no database role; new ones do
 SELECT sequence_number, db_role IS NULL AS no_role FROM es.events
  WHERE stream = 'upgrade-1' ORDER BY 1;
@@ -73,6 +72,17 @@ SELECT es_replay('upgrade-1');
 SELECT sequence_number, event_type, undone_by FROM es.audit
  WHERE stream = 'upgrade-1' ORDER BY 1;
 SELECT * FROM es_verify();
+
+-- 1.2 to 1.3: the notify queue and es.notify_status (this server does not
+-- preload the library: no notifier, commit mode)
+ALTER EXTENSION eventsourcing UPDATE TO '1.3';
+SELECT extversion FROM pg_extension WHERE extname = 'eventsourcing';
+CREATE TEMP TABLE updated AS SELECT * FROM pg_temp.extension_objects();
+SELECT mode, worker_pid, worker_state, queued_transactions, lag_events, lag,
+       last_position, events_sent, last_error
+  FROM es.notify_status;
+SELECT sequence_number FROM es_append('upgrade-1', 'module_add', '{"moduleId": "m3"}');
+SELECT count(*) AS queued FROM es.notify_queue;
 
 DROP EXTENSION eventsourcing;
 CREATE EXTENSION eventsourcing;
