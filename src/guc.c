@@ -48,6 +48,7 @@ static const struct config_enum_entry es_notify_options[] = {
  * with a warning, leaving the default).
  */
 static bool
+/* cppcheck-suppress constParameter ; the signature of a GUC check hook */
 check_notify(int *newval, void **extra, GucSource source)
 {
 	if (*newval == ES_NOTIFY_WORKER && !es_notifier_available() &&

@@ -186,7 +186,7 @@ es_notifier_ensure(Oid dbid, bool report)
 {
 	NotifierSlot *slot;
 	BackgroundWorker worker;
-	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz at = GetCurrentTimestamp();
 	bool		registered;
 
 	if (notifier == NULL)
@@ -197,7 +197,7 @@ es_notifier_ensure(Oid dbid, bool report)
 	if (slot != NULL && !slot->dropping &&
 		(slot->pid != 0 ||
 		 (slot->starting &&
-		  !TimestampDifferenceExceeds(slot->requested_at, now,
+		  !TimestampDifferenceExceeds(slot->requested_at, at,
 									  NOTIFIER_START_TIMEOUT_MS))))
 	{
 		LWLockRelease(notifier->lock);
@@ -233,7 +233,7 @@ es_notifier_ensure(Oid dbid, bool report)
 	}
 	slot->dropping = false;
 	slot->starting = true;
-	slot->requested_at = now;
+	slot->requested_at = at;
 	LWLockRelease(notifier->lock);
 
 	fill_worker(&worker, "es_notifier_main", "eventsourcing notifier");
