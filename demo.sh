@@ -58,7 +58,8 @@ make -s install
 echo "installed into $(pg_config --sharedir)/extension and $(pg_config --pkglibdir)"
 
 step "cluster ($DIR, port $PORT)"
-"${CLUSTER[@]}" start
+# preloaded: appends are announced by the database's notifier (worker mode)
+ES_EXTRA_CONF="shared_preload_libraries = 'eventsourcing'" "${CLUSTER[@]}" start
 
 step "database \"$DB\""
 if [ "$(psql -X -At -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$DB'")" != 1 ]; then
@@ -155,6 +156,12 @@ if [ "$received" -lt 4 ]; then
 	echo "warning: expected 4 notifications; the listener printed:" >&2
 	cat "$LISTEN_OUT" >&2
 fi
+
+step "who sent them: eventsourcing.notify and the notifier (es.notify_status)"
+psql -X -e -v ON_ERROR_STOP=1 -d "$DB" <<'SQL'
+SELECT mode, worker_state, queued_transactions, lag_events, events_sent, last_error
+  FROM es.notify_status;
+SQL
 
 step "read the stream back"
 psql -X -e -v ON_ERROR_STOP=1 -v stream="$STREAM" -d "$DB" <<'SQL'

@@ -383,7 +383,12 @@ notifier_pass(void)
 												  INT8OID, sizeof(int64),
 												  FLOAT8PASSBYVAL,
 												  TYPALIGN_DOUBLE));
-		if (SPI_execute_with_args(events, 1, argtypes, args, NULL, true, 0) !=
+		/*
+		 * Not read-only: with a snapshot taken now, which sees every event
+		 * of the rows the DELETE saw (the transaction's first snapshot may
+		 * predate their commits).
+		 */
+		if (SPI_execute_with_args(events, 1, argtypes, args, NULL, false, 0) !=
 			SPI_OK_SELECT)
 			elog(ERROR, "could not read the queued events");
 		if (SPI_tuptable->tupdesc->natts != Natts_es_events)
