@@ -16,6 +16,7 @@ OBJS = \
 	src/definition.o \
 	src/engine_jsonb.o \
 	src/guc.o \
+	src/handle.o \
 	src/history.o \
 	src/message.o \
 	src/notifier.o \

@@ -55,3 +55,18 @@ GRANT SELECT ON es.notify_status TO PUBLIC;
 
 COMMENT ON VIEW es.notify_status
     IS 'the notifier of the current database: state, lag in events and time, counters, last error';
+
+/*
+ * The editor's WebSocket protocol, answered by the database: a relay passes
+ * every client message here and sends the reply (if not NULL) back to its
+ * sender.  Errors the client caused are replies; the others are raised.
+ */
+CREATE FUNCTION @extschema@.es_handle(stream text, message jsonb,
+                                      user_id text DEFAULT NULL,
+                                      username text DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'es_handle'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.es_handle(text, jsonb, text, text)
+    IS 'answer one message of the editor protocol (action, sync, time_travel): the reply to the sender, or NULL';

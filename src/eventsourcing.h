@@ -315,6 +315,10 @@ extern int64 es_advance_stream(Relation events, Datum stream,
 							   const char *category, TimestampTz now,
 							   const char *name);
 
+/* replay.c */
+extern int64 es_sequence_at_time(const char *stream, Datum at);
+extern int64 es_stream_version(const char *stream);
+
 /* notify.c */
 extern void es_notify_event(const char *category, HeapTuple tuple,
 							TupleDesc tupdesc);

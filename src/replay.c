@@ -155,18 +155,73 @@ es_replay(PG_FUNCTION_ARGS)
 }
 
 /*
+ * es_sequence_at_time
+ *		The number of the last event of stream appended at or before at
+ *		(0 before the first), whose state es_replay can give: an error if
+ *		compaction removed it (or the stream was deleted).
+ */
+int64
+es_sequence_at_time(const char *stream, Datum at)
+{
+	Oid			argtypes[2] = {TEXTOID, TIMESTAMPTZOID};
+	Datum		args[2];
+	EsStreamHead h;
+	int64		seq;
+
+	args[0] = CStringGetTextDatum(stream);
+	args[1] = at;
+	seq = query_bigint(&plan_at_time,
+					   "SELECT max(sequence_number) FROM es.events"
+					   " WHERE stream OPERATOR(pg_catalog.=) $1"
+					   " AND created_at OPERATOR(pg_catalog.<=) $2",
+					   2, argtypes, args);
+
+	/*
+	 * Before the first event left after a compaction: the state it kept,
+	 * if its last removed event was appended by then.
+	 */
+	es_stream_head(stream, false, &h);
+	if (seq < h.base &&
+		query_bigint(&plan_base_time,
+					 "SELECT max(last_sequence) FROM es.removals"
+					 " WHERE stream OPERATOR(pg_catalog.=) $1"
+					 " AND state IS NOT NULL"
+					 " AND last_created_at OPERATOR(pg_catalog.<=) $2",
+					 2, argtypes, args) == h.base)
+		seq = h.base;
+	if (!h.deleted && seq < h.base)
+		ereport(ERROR,
+				(errcode(ES_ERRCODE_HISTORY_COMPACTED),
+				 errmsg("state of stream \"%s\" at %s is no longer available",
+						stream, timestamptz_to_str(DatumGetTimestampTz(at))),
+				 errdetail("Events 1 to %lld were removed by compaction; the earliest state is the one after event %lld.",
+						   (long long) h.base, (long long) h.base)));
+	es_check_not_compacted(stream, &h, seq);
+	return seq;
+}
+
+/*
+ * es_stream_version
+ *		The version of stream as the statement's snapshot sees it.
+ */
+int64
+es_stream_version(const char *stream)
+{
+	EsStreamHead h;
+
+	es_stream_head(stream, false, &h);
+	return h.version;
+}
+
+/*
  * es_replay_at(stream text, at timestamptz) RETURNS jsonb
- *		The state of a stream after its last event appended at or before
- *		a time; {} before its first event.
+ *		The state after the last event appended at or before at.
  */
 Datum
 es_replay_at(PG_FUNCTION_ARGS)
 {
 	const char *category;
 	char	   *stream = stream_argument(fcinfo, 0, &category);
-	Oid			argtypes[2] = {TEXTOID, TIMESTAMPTZOID};
-	Datum		args[2];
-	EsStreamHead h;
 	int64		at;
 
 	if (PG_ARGISNULL(1))
@@ -174,36 +229,7 @@ es_replay_at(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("time must not be null")));
 	check_privilege("events", ACL_SELECT);
-
-	args[0] = CStringGetTextDatum(stream);
-	args[1] = PG_GETARG_DATUM(1);
-	at = query_bigint(&plan_at_time,
-					  "SELECT max(sequence_number) FROM es.events"
-					  " WHERE stream OPERATOR(pg_catalog.=) $1"
-					  " AND created_at OPERATOR(pg_catalog.<=) $2",
-					  2, argtypes, args);
-
-	/*
-	 * Before the first event left after a compaction: the state it kept,
-	 * if its last removed event was appended by then.
-	 */
-	es_stream_head(stream, false, &h);
-	if (at < h.base &&
-		query_bigint(&plan_base_time,
-					 "SELECT max(last_sequence) FROM es.removals"
-					 " WHERE stream OPERATOR(pg_catalog.=) $1"
-					 " AND state IS NOT NULL"
-					 " AND last_created_at OPERATOR(pg_catalog.<=) $2",
-					 2, argtypes, args) == h.base)
-		at = h.base;
-	if (!h.deleted && at < h.base)
-		ereport(ERROR,
-				(errcode(ES_ERRCODE_HISTORY_COMPACTED),
-				 errmsg("state of stream \"%s\" at %s is no longer available",
-						stream, timestamptz_to_str(PG_GETARG_TIMESTAMPTZ(1))),
-				 errdetail("Events 1 to %lld were removed by compaction; the earliest state is the one after event %lld.",
-						   (long long) h.base, (long long) h.base)));
-	es_check_not_compacted(stream, &h, at);
+	at = es_sequence_at_time(stream, PG_GETARG_DATUM(1));
 
 	PG_RETURN_JSONB_P(state_jsonb(stream, category, at));
 }

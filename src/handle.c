@@ -1,0 +1,512 @@
+/*-------------------------------------------------------------------------
+ *
+ * handle.c
+ *	  es_handle: the editor's WebSocket protocol, answered by the database.
+ *
+ * Copyright (c) 2026, eventsourcing developers
+ *
+ * IDENTIFICATION
+ *	  src/handle.c
+ *
+ *-------------------------------------------------------------------------
+ *
+ * A relay passes every client message to es_handle and sends the reply, if
+ * any, back to the sender; events reach every client (the sender included)
+ * through NOTIFY.  The messages:
+ *
+ *	{"type":"action","event_type":T,"data":{...},"event_id":U?,
+ *	 "expected_version":N?}
+ *		append (T "undo" / "redo": es_undo / es_redo of data.target_sequence,
+ *		or es_undo_last / es_redo_last of the user without one); no reply,
+ *		except for a retry of an event already stored (same event_id): its
+ *		event message, since no notification will come for it
+ *	{"type":"sync","last_sequence":N}
+ *		es_sync's sync_batch
+ *	{"type":"time_travel","target_sequence":N | "target_time":T}
+ *		{"type":"snapshot","sequence_number":N,"state":{...}}, the state
+ *		after event N (now if neither is given)
+ *
+ * The work runs in a subtransaction.  An error the client caused (a bad
+ * message, a refused event, a conflict) rolls it back and becomes the
+ * reply {"type":"error","code":SQLSTATE,"message":...,"detail":...?,
+ * "original_action":message}, leaving the caller's transaction usable;
+ * any other error (privileges, resources, the server itself) is raised.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/resowner.h"
+#include "utils/timestamp.h"
+#include "utils/typcache.h"
+#include "utils/uuid.h"
+
+#include "eventsourcing.h"
+
+PG_FUNCTION_INFO_V1(es_handle);
+
+/* the SQL functions es_handle answers with */
+extern PGDLLEXPORT Datum es_append(PG_FUNCTION_ARGS);
+extern PGDLLEXPORT Datum es_sync(PG_FUNCTION_ARGS);
+extern PGDLLEXPORT Datum es_replay(PG_FUNCTION_ARGS);
+extern PGDLLEXPORT Datum es_undo(PG_FUNCTION_ARGS);
+extern PGDLLEXPORT Datum es_redo(PG_FUNCTION_ARGS);
+extern PGDLLEXPORT Datum es_undo_last(PG_FUNCTION_ARGS);
+extern PGDLLEXPORT Datum es_redo_last(PG_FUNCTION_ARGS);
+
+#define HANDLE_MAX_ARGS 8
+
+/*
+ * Call a SQL function of this library with nargs arguments, NULL where
+ * nulls[i]; *isnull gets whether it returned NULL.
+ */
+static Datum
+call(PGFunction fn, int nargs, const Datum *args, const bool *nulls,
+	 bool *isnull)
+{
+	LOCAL_FCINFO(fcinfo, HANDLE_MAX_ARGS);
+	Datum		result;
+	int			i;
+
+	Assert(nargs <= HANDLE_MAX_ARGS);
+	InitFunctionCallInfoData(*fcinfo, NULL, nargs, InvalidOid, NULL, NULL);
+	for (i = 0; i < nargs; i++)
+	{
+		fcinfo->args[i].value = args[i];
+		fcinfo->args[i].isnull = nulls[i];
+	}
+	result = fn(fcinfo);
+	*isnull = fcinfo->isnull;
+	return result;
+}
+
+/* the member key of the message object, or NULL */
+static JsonbValue *
+member(Jsonb *message, const char *key)
+{
+	return getKeyJsonValueFromContainer(&message->root, key, strlen(key), NULL);
+}
+
+static void
+wrong_member(const char *key, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("member \"%s\" of the message must be %s", key, what)));
+}
+
+/* a string member as text, or (Datum) 0 if absent or null */
+static Datum
+string_member(Jsonb *message, const char *key)
+{
+	JsonbValue *v = member(message, key);
+
+	if (v == NULL || v->type == jbvNull)
+		return (Datum) 0;
+	if (v->type != jbvString)
+		wrong_member(key, "a string");
+	return PointerGetDatum(cstring_to_text_with_len(v->val.string.val,
+													v->val.string.len));
+}
+
+/* an integer member (at least 0); false if absent or null */
+static bool
+integer_member(JsonbValue *v, const char *key, int64 *value)
+{
+	char	   *digits;
+	char	   *p;
+
+	if (v == NULL || v->type == jbvNull)
+		return false;
+	if (v->type != jbvNumeric)
+		wrong_member(key, "a number");
+	digits = DatumGetCString(DirectFunctionCall1(numeric_out,
+												 NumericGetDatum(v->val.numeric)));
+	for (p = digits; *p; p++)
+		if (!isdigit((unsigned char) *p))
+			wrong_member(key, "an integer of at least 0");
+	*value = DatumGetInt64(DirectFunctionCall1(numeric_int8,
+											   NumericGetDatum(v->val.numeric)));
+	return true;
+}
+
+/* the object member data of an action, as jsonb */
+static Datum
+data_member(Jsonb *message)
+{
+	JsonbValue *v = member(message, "data");
+
+	if (v == NULL || v->type == jbvNull)
+		return (Datum) 0;
+	return JsonbPGetDatum(JsonbValueToJsonb(v));
+}
+
+/*
+ * The reply to a retried action: the event message of the stored event
+ * (an es.events row), which was not appended now and so is not announced.
+ */
+static Jsonb *
+stored_event_reply(Datum row)
+{
+	HeapTupleHeader th = DatumGetHeapTupleHeader(row);
+	TupleDesc	tupdesc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(th),
+												HeapTupleHeaderGetTypMod(th));
+	HeapTupleData tuple;
+	Datum		values[Natts_es_events];
+	bool		isnull[Natts_es_events];
+	EsEventMessage ev;
+	StringInfoData buf;
+	bool		now;
+
+	tuple.t_len = HeapTupleHeaderGetDatumLength(th);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = th;
+	memset(isnull, true, sizeof(isnull));
+	heap_deform_tuple(&tuple, tupdesc, values, isnull);
+	ReleaseTupleDesc(tupdesc);
+
+	now = U64FromFullTransactionId(GetTopFullTransactionId()) ==
+		DatumGetUInt64(values[Anum_es_events_transaction_id - 1]);
+	if (now)
+		return NULL;
+	es_event_message_from_row(&ev, values, isnull);
+	initStringInfo(&buf);
+	es_append_event_message(&buf, &ev, true);
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+}
+
+/* an action: append, or undo / redo */
+static Jsonb *
+handle_action(Datum stream, Jsonb *message, Datum user_id, Datum username)
+{
+	Datum		event_type = string_member(message, "event_type");
+	char	   *type;
+	Datum		args[HANDLE_MAX_ARGS];
+	bool		nulls[HANDLE_MAX_ARGS];
+	bool		isnull;
+	Datum		row;
+
+	if (event_type == (Datum) 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("an action must have a member \"event_type\"")));
+	type = TextDatumGetCString(event_type);
+
+	if (strcmp(type, ES_UNDO_EVENT_TYPE) == 0 || strcmp(type, ES_REDO_EVENT_TYPE) == 0)
+	{
+		bool		undo = strcmp(type, ES_UNDO_EVENT_TYPE) == 0;
+		JsonbValue *data = member(message, "data");
+		JsonbValue *target = NULL;
+		int64		seq;
+
+		if (data != NULL && data->type == jbvBinary &&
+			JsonContainerIsObject(data->val.binary.data))
+			target = getKeyJsonValueFromContainer(data->val.binary.data,
+												  "target_sequence",
+												  strlen("target_sequence"),
+												  NULL);
+		else if (data != NULL && data->type != jbvNull)
+			wrong_member("data", "an object");
+		args[0] = stream;
+		nulls[0] = false;
+		if (integer_member(target, "target_sequence", &seq))
+		{
+			args[1] = Int64GetDatum(seq);
+			args[2] = user_id;
+			args[3] = username;
+			nulls[1] = false;
+			nulls[2] = user_id == (Datum) 0;
+			nulls[3] = username == (Datum) 0;
+			(void) call(undo ? es_undo : es_redo, 4, args, nulls, &isnull);
+		}
+		else
+		{
+			args[1] = user_id;
+			args[2] = username;
+			nulls[1] = user_id == (Datum) 0;
+			nulls[2] = username == (Datum) 0;
+			(void) call(undo ? es_undo_last : es_redo_last, 3, args, nulls,
+						&isnull);
+		}
+		return NULL;
+	}
+
+	/* es_append(stream, event_type, data, metadata, expected_version, event_id, user_id, username) */
+	{
+		Datum		event_id = string_member(message, "event_id");
+		int64		expected;
+
+		memset(nulls, true, sizeof(nulls));
+		args[0] = stream;
+		nulls[0] = false;
+		args[1] = event_type;
+		nulls[1] = false;
+		args[2] = data_member(message);
+		nulls[2] = args[2] == (Datum) 0;
+		if (integer_member(member(message, "expected_version"), "expected_version",
+						   &expected))
+		{
+			args[4] = Int64GetDatum(expected);
+			nulls[4] = false;
+		}
+		if (event_id != (Datum) 0)
+		{
+			args[5] = DirectFunctionCall1(uuid_in,
+										  CStringGetDatum(TextDatumGetCString(event_id)));
+			nulls[5] = false;
+		}
+		args[6] = user_id;
+		nulls[6] = user_id == (Datum) 0;
+		args[7] = username;
+		nulls[7] = username == (Datum) 0;
+		row = call(es_append, 8, args, nulls, &isnull);
+		return isnull ? NULL : stored_event_reply(row);
+	}
+}
+
+/* sync: es_sync from last_sequence (0 if absent) */
+static Jsonb *
+handle_sync(Datum stream, Jsonb *message)
+{
+	Datum		args[2];
+	bool		nulls[2] = {false, false};
+	bool		isnull;
+	int64		last = 0;
+	Datum		result;
+
+	(void) integer_member(member(message, "last_sequence"), "last_sequence", &last);
+	args[0] = stream;
+	args[1] = Int64GetDatum(last);
+	result = call(es_sync, 2, args, nulls, &isnull);
+	return isnull ? NULL : DatumGetJsonbP(result);
+}
+
+/* time_travel: the state after target_sequence, at target_time, or now */
+static Jsonb *
+handle_time_travel(Datum stream, Jsonb *message)
+{
+	Datum		args[2];
+	bool		nulls[2] = {false, false};
+	bool		isnull;
+	int64		seq;
+	Datum		time_text = string_member(message, "target_time");
+	Jsonb	   *state;
+	JsonbParseState *ps = NULL;
+	JsonbValue	v;
+	JsonbValue *res;
+
+	args[0] = stream;
+	if (integer_member(member(message, "target_sequence"), "target_sequence", &seq))
+	{
+		if (time_text != (Datum) 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a time_travel message has \"target_sequence\" or \"target_time\", not both")));
+	}
+	else if (time_text != (Datum) 0)
+		seq = es_sequence_at_time(TextDatumGetCString(stream),
+								  DirectFunctionCall3(timestamptz_in,
+													  CStringGetDatum(TextDatumGetCString(time_text)),
+													  ObjectIdGetDatum(InvalidOid),
+													  Int32GetDatum(-1)));
+	else
+		seq = es_stream_version(TextDatumGetCString(stream));
+	args[1] = Int64GetDatum(seq);
+	state = DatumGetJsonbP(call(es_replay, 2, args, nulls, &isnull));
+
+	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
+	v.type = jbvString;
+	v.val.string.val = "type";
+	v.val.string.len = strlen("type");
+	pushJsonbValue(&ps, WJB_KEY, &v);
+	v.val.string.val = "snapshot";
+	v.val.string.len = strlen("snapshot");
+	pushJsonbValue(&ps, WJB_VALUE, &v);
+	v.val.string.val = "sequence_number";
+	v.val.string.len = strlen("sequence_number");
+	pushJsonbValue(&ps, WJB_KEY, &v);
+	v.type = jbvNumeric;
+	v.val.numeric = int64_to_numeric(seq);
+	pushJsonbValue(&ps, WJB_VALUE, &v);
+	v.type = jbvString;
+	v.val.string.val = "state";
+	v.val.string.len = strlen("state");
+	pushJsonbValue(&ps, WJB_KEY, &v);
+	v.type = jbvBinary;
+	v.val.binary.data = &state->root;
+	v.val.binary.len = VARSIZE(state) - VARHDRSZ;
+	pushJsonbValue(&ps, WJB_VALUE, &v);
+	res = pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
+	return JsonbValueToJsonb(res);
+}
+
+/* the reply to message, inside the subtransaction */
+static Jsonb *
+handle(Datum stream, Jsonb *message, Datum user_id, Datum username)
+{
+	Datum		type;
+	char	   *name;
+
+	if (stream == (Datum) 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("stream name must not be null")));
+	if (message == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("message must not be null")));
+	if (!JB_ROOT_IS_OBJECT(message) || JB_ROOT_IS_SCALAR(message))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a message must be a JSON object")));
+	type = string_member(message, "type");
+	if (type == (Datum) 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a message must have a member \"type\"")));
+	name = TextDatumGetCString(type);
+	if (strcmp(name, "action") == 0)
+		return handle_action(stream, message, user_id, username);
+	if (strcmp(name, "sync") == 0)
+		return handle_sync(stream, message);
+	if (strcmp(name, "time_travel") == 0)
+		return handle_time_travel(stream, message);
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown message type \"%s\"", name),
+			 errhint("The types are \"action\", \"sync\" and \"time_travel\".")));
+	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * Did the client cause this error (its message, its event, its view of the
+ * stream)?  Everything else is raised.
+ */
+static bool
+client_caused(int sqlerrcode)
+{
+	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
+	{
+		case ERRCODE_DATA_EXCEPTION:	/* 22: bad values, schema mismatch */
+		case ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION:	/* 23: preconditions,
+														 * conflicts */
+			return true;
+		default:
+			break;
+	}
+	return sqlerrcode == ES_ERRCODE_WRONG_EXPECTED_VERSION ||
+		sqlerrcode == ES_ERRCODE_UNDEFINED_EVENT_TYPE ||
+		sqlerrcode == ERRCODE_RESERVED_NAME ||
+		sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED ||
+		sqlerrcode == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE ||
+		sqlerrcode == ES_ERRCODE_HISTORY_COMPACTED ||
+		sqlerrcode == ES_ERRCODE_CANNOT_UNDO ||
+		sqlerrcode == ES_ERRCODE_STREAM_DELETED;
+}
+
+/* {"type":"error","code":...,"message":...,"detail":...?,"original_action":...} */
+static Jsonb *
+error_reply(const ErrorData *edata, Jsonb *message)
+{
+	JsonbParseState *ps = NULL;
+	JsonbValue	v;
+	JsonbValue *res;
+	const char *keys[] = {"type", "code", "message", "detail"};
+	const char *values[4];
+	int			i;
+
+	values[0] = "error";
+	values[1] = unpack_sql_state(edata->sqlerrcode);
+	values[2] = edata->message ? edata->message : "";
+	values[3] = edata->detail;
+
+	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
+	for (i = 0; i < 4; i++)
+	{
+		if (values[i] == NULL)
+			continue;
+		v.type = jbvString;
+		v.val.string.val = (char *) keys[i];
+		v.val.string.len = strlen(keys[i]);
+		pushJsonbValue(&ps, WJB_KEY, &v);
+		v.val.string.val = (char *) values[i];
+		v.val.string.len = strlen(values[i]);
+		pushJsonbValue(&ps, WJB_VALUE, &v);
+	}
+	v.type = jbvString;
+	v.val.string.val = "original_action";
+	v.val.string.len = strlen("original_action");
+	pushJsonbValue(&ps, WJB_KEY, &v);
+	if (message == NULL)
+	{
+		v.type = jbvNull;
+		pushJsonbValue(&ps, WJB_VALUE, &v);
+	}
+	else
+	{
+		v.type = jbvBinary;
+		v.val.binary.data = &message->root;
+		v.val.binary.len = VARSIZE(message) - VARHDRSZ;
+		pushJsonbValue(&ps, WJB_VALUE, &v);
+	}
+	res = pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
+	return JsonbValueToJsonb(res);
+}
+
+/*
+ * es_handle(stream text, message jsonb, user_id text, username text)
+ *		RETURNS jsonb: the reply to the sender, or NULL.
+ */
+Datum
+es_handle(PG_FUNCTION_ARGS)
+{
+	Datum		stream = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
+	Jsonb	   *message = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
+	Datum		user_id = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	Datum		username = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Jsonb	   *reply = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		Jsonb	   *r = handle(stream, message, user_id, username);
+
+		/* the reply outlives the subtransaction */
+		MemoryContextSwitchTo(cxt);
+		reply = r;
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (!client_caused(edata->sqlerrcode))
+			ReThrowError(edata);
+		reply = error_reply(edata, message);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+
+	if (reply == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_JSONB_P(reply);
+}
