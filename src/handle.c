@@ -71,6 +71,7 @@ static Datum
 call(PGFunction fn, int nargs, const Datum *args, const bool *nulls,
 	 bool *isnull)
 {
+	/* cppcheck-suppress unusedStructMember ; LOCAL_FCINFO's storage */
 	LOCAL_FCINFO(fcinfo, HANDLE_MAX_ARGS);
 	Datum		result;
 	int			i;
@@ -163,7 +164,7 @@ stored_event_reply(Datum row)
 	bool		isnull[Natts_es_events];
 	EsEventMessage ev;
 	StringInfoData buf;
-	bool		now;
+	bool		appended_now;
 
 	tuple.t_len = HeapTupleHeaderGetDatumLength(th);
 	ItemPointerSetInvalid(&tuple.t_self);
@@ -173,9 +174,9 @@ stored_event_reply(Datum row)
 	heap_deform_tuple(&tuple, tupdesc, values, isnull);
 	ReleaseTupleDesc(tupdesc);
 
-	now = U64FromFullTransactionId(GetTopFullTransactionId()) ==
+	appended_now = U64FromFullTransactionId(GetTopFullTransactionId()) ==
 		DatumGetUInt64(values[Anum_es_events_transaction_id - 1]);
-	if (now)
+	if (appended_now)
 		return NULL;
 	es_event_message_from_row(&ev, values, isnull);
 	initStringInfo(&buf);
@@ -192,7 +193,6 @@ handle_action(Datum stream, Jsonb *message, Datum user_id, Datum username)
 	Datum		args[HANDLE_MAX_ARGS];
 	bool		nulls[HANDLE_MAX_ARGS];
 	bool		isnull;
-	Datum		row;
 
 	if (event_type == (Datum) 0)
 		ereport(ERROR,
@@ -243,6 +243,7 @@ handle_action(Datum stream, Jsonb *message, Datum user_id, Datum username)
 	{
 		Datum		event_id = string_member(message, "event_id");
 		int64		expected;
+		Datum		row;
 
 		memset(nulls, true, sizeof(nulls));
 		args[0] = stream;
