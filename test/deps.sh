@@ -19,7 +19,10 @@ PG_BIN=/usr/lib/postgresql/15/bin
 # postgresql-15), jansson, build tools, cppcheck, IPC::Run for TAP tests,
 # and for the fuzz test (test/fuzz/run.sh): clang (the "clang" command;
 # Debian 12's clang is clang-14) and libclang-rt-14-dev, clang-14's
-# compiler-rt: libFuzzer and the ASan/UBSan runtimes
+# compiler-rt: libFuzzer and the ASan/UBSan runtimes; for the relay
+# (relay/) and its tests: libpq-dev, libwebsockets-dev, python3-websockets;
+# for the browser test (test/browser/): chromium, nodejs and npm (npm then
+# fetches puppeteer-core, which downloads no browser)
 PACKAGES=(
 	postgresql-15
 	postgresql-server-dev-15
@@ -32,6 +35,10 @@ PACKAGES=(
 	libipc-run-perl
 	clang
 	libclang-rt-14-dev
+	libpq-dev
+	libwebsockets-dev
+	python3-websockets
+	chromium
 )
 
 if [ "${ES_SKIP_DEPS:-0}" = 1 ]; then
@@ -60,6 +67,13 @@ if command -v dpkg-query >/dev/null 2>&1; then
 else
 	echo "deps.sh: dpkg-query not found: this script expects Debian 12" >&2
 	exit 1
+fi
+# Debian's nodejs and npm, unless a node with npm is there already (from
+# another source: its own packages would conflict with Debian's npm)
+if ! command -v npm >/dev/null 2>&1; then
+	for p in nodejs npm; do
+		grep -qxF -- "$p" <<<"$have" || missing+=("$p")
+	done
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then
