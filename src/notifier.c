@@ -43,6 +43,7 @@
 #include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
+#include "commands/defrem.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -57,6 +58,7 @@
 #include "tcop/utility.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -474,6 +476,8 @@ es_notifier_main(Datum main_arg)
 	on_shmem_exit(release_slot, (Datum) 0);
 
 	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
+	/* its queries name every object: nothing of a user's schema applies */
+	SetConfigOption("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION);
 
 	for (;;)
 	{
@@ -573,19 +577,17 @@ es_notifier_launcher_main(Datum main_arg)
 }
 
 /*
- * Before DROP DATABASE: stop the database's notifier, which would make it
- * fail ("being accessed by other users"), and keep it from coming back.
+ * Stop the notifier of database dbid and keep it from coming back until
+ * resume_notifier: DROP DATABASE, ALTER DATABASE RENAME and CREATE
+ * DATABASE ... TEMPLATE refuse a database another process is connected to.
  */
 static void
-stop_notifier_for_drop(const char *dbname)
+pause_notifier(Oid dbid)
 {
-	Oid			dbid = get_database_oid(dbname, true);
 	NotifierSlot *slot;
 	pid_t		pid = 0;
 	int			waited;
 
-	if (!OidIsValid(dbid))
-		return;
 	LWLockAcquire(notifier->lock, LW_EXCLUSIVE);
 	slot = find_slot(dbid);
 	if (slot != NULL)
@@ -613,20 +615,80 @@ stop_notifier_for_drop(const char *dbname)
 	}
 }
 
+/* after the statement: a notifier again, if the database had one */
+static void
+resume_notifier(Oid dbid)
+{
+	NotifierSlot *slot;
+	bool		had;
+
+	LWLockAcquire(notifier->lock, LW_EXCLUSIVE);
+	slot = find_slot(dbid);
+	had = slot != NULL && slot->dropping;
+	if (had)
+		slot->dropping = false;
+	LWLockRelease(notifier->lock);
+	if (had)
+		(void) es_notifier_ensure(dbid, false);
+}
+
+/* the database a utility statement needs no other process connected to */
+static Oid
+database_to_pause(Node *stmt, bool *dropped)
+{
+	const char *name = NULL;
+	ListCell   *lc;
+
+	*dropped = false;
+	if (IsA(stmt, DropdbStmt))
+	{
+		name = ((DropdbStmt *) stmt)->dbname;
+		*dropped = true;
+	}
+	else if (IsA(stmt, RenameStmt) &&
+			 ((RenameStmt *) stmt)->renameType == OBJECT_DATABASE)
+		name = ((RenameStmt *) stmt)->subname;
+	else if (IsA(stmt, CreatedbStmt))
+	{
+		foreach(lc, ((CreatedbStmt *) stmt)->options)
+		{
+			DefElem    *def = lfirst_node(DefElem, lc);
+
+			if (strcmp(def->defname, "template") == 0 && def->arg != NULL)
+				name = defGetString(def);
+		}
+	}
+	return name != NULL ? get_database_oid(name, true) : InvalidOid;
+}
+
 static void
 notifier_utility(PlannedStmt *pstmt, const char *queryString,
 				 bool readOnlyTree, ProcessUtilityContext context,
 				 ParamListInfo params, QueryEnvironment *queryEnv,
 				 DestReceiver *dest, QueryCompletion *qc)
 {
-	if (IsA(pstmt->utilityStmt, DropdbStmt))
-		stop_notifier_for_drop(((DropdbStmt *) pstmt->utilityStmt)->dbname);
-	if (prev_utility_hook)
-		prev_utility_hook(pstmt, queryString, readOnlyTree, context, params,
-						  queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
+	bool		is_drop;
+	Oid			dbid = database_to_pause(pstmt->utilityStmt, &is_drop);
+	volatile bool dropped = is_drop;
+
+	if (OidIsValid(dbid))
+		pause_notifier(dbid);
+	PG_TRY();
+	{
+		if (prev_utility_hook)
+			prev_utility_hook(pstmt, queryString, readOnlyTree, context,
+							  params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+									params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		/* a dropped database keeps its slot marked until a restart frees it */
+		if (OidIsValid(dbid) && !dropped)
+			resume_notifier(dbid);
+	}
+	PG_END_TRY();
 }
 
 /*
