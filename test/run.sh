@@ -13,6 +13,10 @@
 #   shell/NAME          each executable test/shell/*.sh           (1 per file)
 #   unit                test/unit/run.sh, if present; it prints its own
 #                       "N passed, N failed" line, whose numbers are added
+#   relay, browser      test/relay/run.sh (the WebSocket relay against a
+#                       preloaded cluster) and test/browser/run.sh (two
+#                       headless chromium pages on the relay), if present
+#                       (1 case each; pass on exit status 0)
 #   fuzz                test/fuzz/run.sh: the libFuzzer target of the state
 #                       engine under ASan+UBSan for ${ES_FUZZ_SECONDS:-60} s
 #                       (1 case; passes if it finds no crash, leak, undefined
@@ -405,6 +409,30 @@ if [ -f "$REPO/test/unit/run.sh" ]; then
 		fi
 	fi
 fi
+
+# ---- relay and browser -----------------------------------------------------
+# Each suite builds what it needs and runs its own private cluster (the
+# library preloaded); one result per suite, PASS only with exit status 0.
+
+for suite in relay browser; do
+	script="$REPO/test/$suite/run.sh"
+	[ -f "$script" ] || continue
+	section "$suite (test/$suite/run.sh)"
+	log="$LOG_DIR/$suite.log"
+	rc=0
+	start=$(date +%s)
+	run_timed "$log" bash "$script" || rc=$?
+	secs=$(($(date +%s) - start))
+	if [ "$rc" -eq 0 ]; then
+		echo "$suite ... ok (${secs} s)"
+		grep -E '^(PASS|FAIL):' "$log" | sed 's/^/    /' || true
+		pass "$suite"
+	else
+		echo "$suite ... FAILED: exit status $rc (${secs} s)"
+		show_tail "$log" 80
+		fail "$suite" "exit status $rc"
+	fi
+done
 
 # ---- fuzzing ---------------------------------------------------------------
 # A bounded run of the libFuzzer target under ASan+UBSan; never skipped.
