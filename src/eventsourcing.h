@@ -278,6 +278,12 @@ extern void es_event_message_from_row(EsEventMessage *ev, const Datum *values,
 									  const bool *isnull);
 extern void es_append_event_message(StringInfo buf, const EsEventMessage *ev,
 									bool with_data);
+extern void es_jsonb_push_string(JsonbParseState **ps, const char *key,
+								 const char *value);
+extern void es_jsonb_push_int64(JsonbParseState **ps, const char *key,
+								int64 value);
+extern void es_jsonb_push_jsonb(JsonbParseState **ps, const char *key,
+								Jsonb *value);
 /* room for es_utc_timestamp's text */
 #define ES_TIMESTAMP_BUFLEN		(MAXDATELEN + 2)
 extern void es_utc_timestamp(TimestampTz ts, char *str);

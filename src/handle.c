@@ -301,7 +301,6 @@ handle_time_travel(Datum stream, Jsonb *message)
 	Datum		time_text = string_member(message, "target_time");
 	Jsonb	   *state;
 	JsonbParseState *ps = NULL;
-	JsonbValue	v;
 	JsonbValue *res;
 
 	args[0] = stream;
@@ -324,27 +323,9 @@ handle_time_travel(Datum stream, Jsonb *message)
 	state = DatumGetJsonbP(call(es_replay, 2, args, nulls, &isnull));
 
 	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
-	v.type = jbvString;
-	v.val.string.val = "type";
-	v.val.string.len = strlen("type");
-	pushJsonbValue(&ps, WJB_KEY, &v);
-	v.val.string.val = "snapshot";
-	v.val.string.len = strlen("snapshot");
-	pushJsonbValue(&ps, WJB_VALUE, &v);
-	v.val.string.val = "sequence_number";
-	v.val.string.len = strlen("sequence_number");
-	pushJsonbValue(&ps, WJB_KEY, &v);
-	v.type = jbvNumeric;
-	v.val.numeric = int64_to_numeric(seq);
-	pushJsonbValue(&ps, WJB_VALUE, &v);
-	v.type = jbvString;
-	v.val.string.val = "state";
-	v.val.string.len = strlen("state");
-	pushJsonbValue(&ps, WJB_KEY, &v);
-	v.type = jbvBinary;
-	v.val.binary.data = &state->root;
-	v.val.binary.len = VARSIZE(state) - VARHDRSZ;
-	pushJsonbValue(&ps, WJB_VALUE, &v);
+	es_jsonb_push_string(&ps, "type", "snapshot");
+	es_jsonb_push_int64(&ps, "sequence_number", seq);
+	es_jsonb_push_jsonb(&ps, "state", state);
 	res = pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
 	return JsonbValueToJsonb(res);
 }
@@ -418,46 +399,15 @@ static Jsonb *
 error_reply(const ErrorData *edata, Jsonb *message)
 {
 	JsonbParseState *ps = NULL;
-	JsonbValue	v;
 	JsonbValue *res;
-	const char *keys[] = {"type", "code", "message", "detail"};
-	const char *values[4];
-	int			i;
-
-	values[0] = "error";
-	values[1] = unpack_sql_state(edata->sqlerrcode);
-	values[2] = edata->message ? edata->message : "";
-	values[3] = edata->detail;
 
 	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
-	for (i = 0; i < 4; i++)
-	{
-		if (values[i] == NULL)
-			continue;
-		v.type = jbvString;
-		v.val.string.val = (char *) keys[i];
-		v.val.string.len = strlen(keys[i]);
-		pushJsonbValue(&ps, WJB_KEY, &v);
-		v.val.string.val = (char *) values[i];
-		v.val.string.len = strlen(values[i]);
-		pushJsonbValue(&ps, WJB_VALUE, &v);
-	}
-	v.type = jbvString;
-	v.val.string.val = "original_action";
-	v.val.string.len = strlen("original_action");
-	pushJsonbValue(&ps, WJB_KEY, &v);
-	if (message == NULL)
-	{
-		v.type = jbvNull;
-		pushJsonbValue(&ps, WJB_VALUE, &v);
-	}
-	else
-	{
-		v.type = jbvBinary;
-		v.val.binary.data = &message->root;
-		v.val.binary.len = VARSIZE(message) - VARHDRSZ;
-		pushJsonbValue(&ps, WJB_VALUE, &v);
-	}
+	es_jsonb_push_string(&ps, "type", "error");
+	es_jsonb_push_string(&ps, "code", unpack_sql_state(edata->sqlerrcode));
+	es_jsonb_push_string(&ps, "message", edata->message ? edata->message : "");
+	if (edata->detail != NULL)
+		es_jsonb_push_string(&ps, "detail", edata->detail);
+	es_jsonb_push_jsonb(&ps, "original_action", message);
 	res = pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
 	return JsonbValueToJsonb(res);
 }

@@ -329,7 +329,6 @@ toggle(Relation rel, const char *stream, EsCategoryDefinitions *defs,
 	EsEngineError err;
 	EsEngineStatus status;
 	JsonbParseState *ps = NULL;
-	JsonbValue	v;
 	JsonbValue *res;
 	char	   *patch_text;
 	Datum		result;
@@ -475,39 +474,15 @@ toggle(Relation rel, const char *stream, EsCategoryDefinitions *defs,
 	if (patch_text == NULL)
 		es_engine_out_of_memory();
 	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
-	v.type = jbvString;
-	v.val.string.val = "target_sequence";
-	v.val.string.len = strlen("target_sequence");
-	pushJsonbValue(&ps, WJB_KEY, &v);
-	v.type = jbvNumeric;
-	v.val.numeric = int64_to_numeric(target);
-	pushJsonbValue(&ps, WJB_VALUE, &v);
-	v.type = jbvString;
-	v.val.string.val = "action_sequence";
-	v.val.string.len = strlen("action_sequence");
-	pushJsonbValue(&ps, WJB_KEY, &v);
-	v.type = jbvNumeric;
-	v.val.numeric = int64_to_numeric(action);
-	pushJsonbValue(&ps, WJB_VALUE, &v);
-	v.type = jbvString;
-	v.val.string.val = "target_event_type";
-	v.val.string.len = strlen("target_event_type");
-	pushJsonbValue(&ps, WJB_KEY, &v);
-	v.val.string.val = t->event_type;
-	v.val.string.len = strlen(t->event_type);
-	pushJsonbValue(&ps, WJB_VALUE, &v);
-	v.val.string.val = "patch";
-	v.val.string.len = strlen("patch");
-	pushJsonbValue(&ps, WJB_KEY, &v);
+	es_jsonb_push_int64(&ps, "target_sequence", target);
+	es_jsonb_push_int64(&ps, "action_sequence", action);
+	es_jsonb_push_string(&ps, "target_event_type", t->event_type);
 	{
 		Jsonb	   *pj = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
 															CStringGetDatum(patch_text)));
 
 		free(patch_text);
-		v.type = jbvBinary;
-		v.val.binary.data = &pj->root;
-		v.val.binary.len = VARSIZE(pj) - VARHDRSZ;
-		pushJsonbValue(&ps, WJB_VALUE, &v);
+		es_jsonb_push_jsonb(&ps, "patch", pj);
 	}
 	res = pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
 

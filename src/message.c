@@ -141,3 +141,64 @@ es_append_event_message(StringInfo buf, const EsEventMessage *ev,
 		appendStringInfoString(buf, ",\"truncated\":true");
 	appendStringInfoChar(buf, '}');
 }
+
+/*
+ * Members of a jsonb object being built with pushJsonbValue, between its
+ * WJB_BEGIN_OBJECT and WJB_END_OBJECT: key and a value, a JSON null for a
+ * NULL string or Jsonb.
+ */
+static void
+push_key(JsonbParseState **ps, const char *key)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	pushJsonbValue(ps, WJB_KEY, &k);
+}
+
+void
+es_jsonb_push_string(JsonbParseState **ps, const char *key, const char *value)
+{
+	JsonbValue	v;
+
+	push_key(ps, key);
+	if (value == NULL)
+		v.type = jbvNull;
+	else
+	{
+		v.type = jbvString;
+		v.val.string.val = (char *) value;
+		v.val.string.len = strlen(value);
+	}
+	pushJsonbValue(ps, WJB_VALUE, &v);
+}
+
+void
+es_jsonb_push_int64(JsonbParseState **ps, const char *key, int64 value)
+{
+	JsonbValue	v;
+
+	push_key(ps, key);
+	v.type = jbvNumeric;
+	v.val.numeric = int64_to_numeric(value);
+	pushJsonbValue(ps, WJB_VALUE, &v);
+}
+
+void
+es_jsonb_push_jsonb(JsonbParseState **ps, const char *key, Jsonb *value)
+{
+	JsonbValue	v;
+
+	push_key(ps, key);
+	if (value == NULL)
+		v.type = jbvNull;
+	else
+	{
+		v.type = jbvBinary;
+		v.val.binary.data = &value->root;
+		v.val.binary.len = VARSIZE(value) - VARHDRSZ;
+	}
+	pushJsonbValue(ps, WJB_VALUE, &v);
+}
