@@ -127,13 +127,14 @@ es_open_events(const char *caller)
 }
 
 /*
- * stored_event
- *		The stored row with this event_id, as a composite datum.
+ * es_event_by_id
+ *		The stored row with this event_id, as a composite datum; (Datum) 0
+ *		if there is none.
  */
-static Datum
-stored_event(Datum event_id)
+Datum
+es_event_by_id(Datum event_id)
 {
-	Datum		result;
+	Datum		result = (Datum) 0;
 	bool		isnull;
 
 	es_spi_connect();
@@ -146,17 +147,30 @@ stored_event(Datum event_id)
 								   1, argtypes),
 					 &event_id, NULL, false, 1, SPI_OK_SELECT);
 	}
-	if (SPI_processed != 1)
+	if (SPI_processed == 1)
+		result = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 1,
+												 &isnull),
+								   false, -1);
+	es_spi_finish();
+	return result;
+}
+
+/*
+ * stored_event
+ *		The stored row with this event_id, which the append trigger found.
+ */
+static Datum
+stored_event(Datum event_id)
+{
+	Datum		result = es_event_by_id(event_id);
+
+	if (result == (Datum) 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("event %s was not stored",
 						DatumGetCString(DirectFunctionCall1(uuid_out, event_id))),
 				 errdetail("A trigger on es.events skipped the row.")));
-	result = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1,
-											 &isnull),
-							   false, -1);
-	es_spi_finish();
 	return result;
 }
 
@@ -240,12 +254,13 @@ es_append(PG_FUNCTION_ARGS)
 /*
  * es_append_row
  *		Append one event to es.events, opened with es_open_events; return
- *		the stored row.  user_id and username are (Datum) 0 for null;
- *		sequence_number 0 appends at any version.
+ *		the stored row.  event_id (uuid), user_id and username are
+ *		(Datum) 0 for null; sequence_number 0 appends at any version.
  */
 Datum
 es_append_row(Relation rel, Datum stream, const char *event_type, Jsonb *data,
-			  int64 sequence_number, Datum user_id, Datum username)
+			  int64 sequence_number, Datum event_id, Datum user_id,
+			  Datum username)
 {
 	EsNewEvent	ev;
 
@@ -261,6 +276,8 @@ es_append_row(Relation rel, Datum stream, const char *event_type, Jsonb *data,
 		ev.values[4] = Int64GetDatum(sequence_number);
 		ev.nulls[4] = ' ';
 	}
+	ev.values[5] = event_id;
+	ev.nulls[5] = event_id == (Datum) 0 ? 'n' : ' ';
 	ev.values[6] = user_id;
 	ev.nulls[6] = user_id == (Datum) 0 ? 'n' : ' ';
 	ev.values[7] = username;

@@ -228,14 +228,18 @@ extern void es_apply_event(const char *stream, EsCategoryDefinitions *defs,
 extern void es_write_snapshot(EsState *st, EsCategoryDefinitions *defs);
 
 /* history.c: the undo or redo event being appended by this backend */
+extern Datum es_history_toggle(Datum stream, bool undo, bool last,
+							   int64 target, Datum user_id, Datum username,
+							   Datum event_id);
 extern const EsJson *es_history_pending_patch(const char *stream,
 											  const char *event_type);
 
 /* append.c */
 extern Relation es_open_events(const char *caller);
 extern Datum es_append_row(Relation rel, Datum stream, const char *event_type,
-						   Jsonb *data, int64 sequence_number, Datum user_id,
-						   Datum username);
+						   Jsonb *data, int64 sequence_number, Datum event_id,
+						   Datum user_id, Datum username);
+extern Datum es_event_by_id(Datum event_id);
 
 /* compact.c */
 extern bool es_removing_events;

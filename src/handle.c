@@ -56,10 +56,6 @@ PG_FUNCTION_INFO_V1(es_handle);
 extern PGDLLEXPORT Datum es_append(PG_FUNCTION_ARGS);
 extern PGDLLEXPORT Datum es_sync(PG_FUNCTION_ARGS);
 extern PGDLLEXPORT Datum es_replay(PG_FUNCTION_ARGS);
-extern PGDLLEXPORT Datum es_undo(PG_FUNCTION_ARGS);
-extern PGDLLEXPORT Datum es_redo(PG_FUNCTION_ARGS);
-extern PGDLLEXPORT Datum es_undo_last(PG_FUNCTION_ARGS);
-extern PGDLLEXPORT Datum es_redo_last(PG_FUNCTION_ARGS);
 
 #define HANDLE_MAX_ARGS 8
 
@@ -138,139 +134,199 @@ integer_member(JsonbValue *v, const char *key, int64 *value)
 	return true;
 }
 
-/* the object member data of an action, as jsonb */
-static Datum
-data_member(Jsonb *message)
+/*
+ * Refuse a member of the message that its type does not have: a misspelt
+ * "expected_version" must not append without a version check.
+ */
+static void
+check_members(Jsonb *message, const char *const *names, int nnames,
+			  const char *what)
 {
-	JsonbValue *v = member(message, "data");
+	JsonbIterator *it = JsonbIteratorInit(&message->root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
 
-	if (v == NULL || v->type == jbvNull)
-		return (Datum) 0;
-	return JsonbPGetDatum(JsonbValueToJsonb(v));
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		int			i;
+
+		if (tok != WJB_KEY)
+			continue;
+		for (i = 0; i < nnames; i++)
+			if (strlen(names[i]) == (size_t) v.val.string.len &&
+				memcmp(names[i], v.val.string.val, v.val.string.len) == 0)
+				break;
+		if (i == nnames)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown member \"%.*s\" in %s message",
+							v.val.string.len, v.val.string.val, what)));
+	}
 }
 
-/*
- * The reply to a retried action: the event message of the stored event
- * (an es.events row), which was not appended now and so is not announced.
- */
-static Jsonb *
-stored_event_reply(Datum row)
+/* the columns of an es.events row (a composite datum) */
+static void
+deform_event(Datum row, Datum *values, bool *isnull)
 {
 	HeapTupleHeader th = DatumGetHeapTupleHeader(row);
 	TupleDesc	tupdesc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(th),
 												HeapTupleHeaderGetTypMod(th));
 	HeapTupleData tuple;
-	Datum		values[Natts_es_events];
-	bool		isnull[Natts_es_events];
-	EsEventMessage ev;
-	StringInfoData buf;
-	bool		appended_now;
 
 	tuple.t_len = HeapTupleHeaderGetDatumLength(th);
 	ItemPointerSetInvalid(&tuple.t_self);
 	tuple.t_tableOid = InvalidOid;
 	tuple.t_data = th;
-	memset(isnull, true, sizeof(isnull));
+	memset(isnull, true, sizeof(bool) * Natts_es_events);
 	heap_deform_tuple(&tuple, tupdesc, values, isnull);
 	ReleaseTupleDesc(tupdesc);
+}
 
-	appended_now = U64FromFullTransactionId(GetTopFullTransactionId()) ==
-		DatumGetUInt64(values[Anum_es_events_transaction_id - 1]);
-	if (appended_now)
-		return NULL;
+/* the event message of an es.events row */
+static Jsonb *
+event_reply(const Datum *values, const bool *isnull)
+{
+	EsEventMessage ev;
+	StringInfoData buf;
+
 	es_event_message_from_row(&ev, values, isnull);
 	initStringInfo(&buf);
 	es_append_event_message(&buf, &ev, true);
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
 }
 
+/*
+ * The reply to an appended action: none if this transaction appended the
+ * event (it is announced), the stored event's message if it was there
+ * already (a retry: no notification will come for it).
+ */
+static Jsonb *
+appended_reply(Datum row)
+{
+	Datum		values[Natts_es_events];
+	bool		isnull[Natts_es_events];
+	FullTransactionId fxid = GetTopFullTransactionIdIfAny();
+
+	deform_event(row, values, isnull);
+	/* without a transaction id of its own, this one cannot have stored it */
+	if (FullTransactionIdIsValid(fxid) &&
+		U64FromFullTransactionId(fxid) ==
+		DatumGetUInt64(values[Anum_es_events_transaction_id - 1]))
+		return NULL;
+	return event_reply(values, isnull);
+}
+
+/*
+ * The reply to an undo or redo whose event_id is stored already: that
+ * event's message if it is an event of this kind in this stream (a retry),
+ * else 23S01.
+ */
+static Jsonb *
+retried_toggle_reply(Datum row, Datum stream, const char *event_type,
+					 Datum event_id)
+{
+	Datum		values[Natts_es_events];
+	bool		isnull[Natts_es_events];
+	char	   *stored_stream;
+	char	   *stored_type;
+
+	deform_event(row, values, isnull);
+	stored_stream = TextDatumGetCString(values[Anum_es_events_stream - 1]);
+	stored_type = TextDatumGetCString(values[Anum_es_events_event_type - 1]);
+	if (strcmp(stored_stream, TextDatumGetCString(stream)) != 0 ||
+		strcmp(stored_type, event_type) != 0)
+		ereport(ERROR,
+				(errcode(ES_ERRCODE_EVENT_ID_CONFLICT),
+				 errmsg("event_id %s is already used by another event",
+						DatumGetCString(DirectFunctionCall1(uuid_out, event_id))),
+				 errdetail("It is event %lld of stream \"%s\", of type \"%s\".",
+						   (long long) DatumGetInt64(values[Anum_es_events_sequence_number - 1]),
+						   stored_stream, stored_type)));
+	return event_reply(values, isnull);
+}
+
 /* an action: append, or undo / redo */
 static Jsonb *
 handle_action(Datum stream, Jsonb *message, Datum user_id, Datum username)
 {
+	static const char *const names[] = {"type", "event_type", "data",
+	"event_id", "expected_version"};
 	Datum		event_type = string_member(message, "event_type");
+	Datum		event_id = string_member(message, "event_id");
+	JsonbValue *data = member(message, "data");
+	JsonbValue *expected = member(message, "expected_version");
+	Datum		uuid = (Datum) 0;
 	char	   *type;
 	Datum		args[HANDLE_MAX_ARGS];
 	bool		nulls[HANDLE_MAX_ARGS];
 	bool		isnull;
+	int64		n;
+	Datum		row;
 
+	check_members(message, names, lengthof(names), "an action");
 	if (event_type == (Datum) 0)
 		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("an action must have a member \"event_type\"")));
+	if (event_id != (Datum) 0)
+		uuid = DirectFunctionCall1(uuid_in,
+								   CStringGetDatum(TextDatumGetCString(event_id)));
 	type = TextDatumGetCString(event_type);
 
 	if (strcmp(type, ES_UNDO_EVENT_TYPE) == 0 || strcmp(type, ES_REDO_EVENT_TYPE) == 0)
 	{
-		bool		undo = strcmp(type, ES_UNDO_EVENT_TYPE) == 0;
-		JsonbValue *data = member(message, "data");
 		JsonbValue *target = NULL;
-		int64		seq;
+		bool		last;
 
-		if (data != NULL && data->type == jbvBinary &&
-			JsonContainerIsObject(data->val.binary.data))
+		/* the Undo and Redo buttons send no data */
+		if (data != NULL && data->type != jbvNull &&
+			(data->type != jbvBinary || !JsonContainerIsObject(data->val.binary.data)))
+			wrong_member("data", "an object");
+		if (expected != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("an undo or redo action has no member \"expected_version\""),
+					 errdetail("It applies to the stream as it is; a conflicting change since its target refuses it.")));
+		if (data != NULL && data->type == jbvBinary)
 			target = getKeyJsonValueFromContainer(data->val.binary.data,
 												  "target_sequence",
 												  strlen("target_sequence"),
 												  NULL);
-		else if (data != NULL && data->type != jbvNull)
-			wrong_member("data", "an object");
-		args[0] = stream;
-		nulls[0] = false;
-		if (integer_member(target, "target_sequence", &seq))
-		{
-			args[1] = Int64GetDatum(seq);
-			args[2] = user_id;
-			args[3] = username;
-			nulls[1] = false;
-			nulls[2] = user_id == (Datum) 0;
-			nulls[3] = username == (Datum) 0;
-			(void) call(undo ? es_undo : es_redo, 4, args, nulls, &isnull);
-		}
-		else
-		{
-			args[1] = user_id;
-			args[2] = username;
-			nulls[1] = user_id == (Datum) 0;
-			nulls[2] = username == (Datum) 0;
-			(void) call(undo ? es_undo_last : es_redo_last, 3, args, nulls,
-						&isnull);
-		}
+		/* a retry must not undo a second action */
+		if (uuid != (Datum) 0 && (row = es_event_by_id(uuid)) != (Datum) 0)
+			return retried_toggle_reply(row, stream, type, uuid);
+		last = !integer_member(target, "data.target_sequence", &n);
+		(void) es_history_toggle(stream, strcmp(type, ES_UNDO_EVENT_TYPE) == 0,
+								 last, last ? 0 : n, user_id, username, uuid);
 		return NULL;
 	}
 
 	/* es_append(stream, event_type, data, metadata, expected_version, event_id, user_id, username) */
+	if (data == NULL || data->type == jbvNull)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("an action must have a member \"data\"")));
+	memset(args, 0, sizeof(args));
+	memset(nulls, true, sizeof(nulls));
+	args[0] = stream;
+	nulls[0] = false;
+	args[1] = event_type;
+	nulls[1] = false;
+	args[2] = JsonbPGetDatum(JsonbValueToJsonb(data));
+	nulls[2] = false;
+	if (integer_member(expected, "expected_version", &n))
 	{
-		Datum		event_id = string_member(message, "event_id");
-		int64		expected;
-		Datum		row;
-
-		memset(nulls, true, sizeof(nulls));
-		args[0] = stream;
-		nulls[0] = false;
-		args[1] = event_type;
-		nulls[1] = false;
-		args[2] = data_member(message);
-		nulls[2] = args[2] == (Datum) 0;
-		if (integer_member(member(message, "expected_version"), "expected_version",
-						   &expected))
-		{
-			args[4] = Int64GetDatum(expected);
-			nulls[4] = false;
-		}
-		if (event_id != (Datum) 0)
-		{
-			args[5] = DirectFunctionCall1(uuid_in,
-										  CStringGetDatum(TextDatumGetCString(event_id)));
-			nulls[5] = false;
-		}
-		args[6] = user_id;
-		nulls[6] = user_id == (Datum) 0;
-		args[7] = username;
-		nulls[7] = username == (Datum) 0;
-		row = call(es_append, 8, args, nulls, &isnull);
-		return isnull ? NULL : stored_event_reply(row);
+		args[4] = Int64GetDatum(n);
+		nulls[4] = false;
 	}
+	args[5] = uuid;
+	nulls[5] = uuid == (Datum) 0;
+	args[6] = user_id;
+	nulls[6] = user_id == (Datum) 0;
+	args[7] = username;
+	nulls[7] = username == (Datum) 0;
+	row = call(es_append, 8, args, nulls, &isnull);
+	return isnull ? NULL : appended_reply(row);
 }
 
 /* sync: es_sync from last_sequence (0 if absent) */
@@ -282,7 +338,9 @@ handle_sync(Datum stream, Jsonb *message)
 	bool		isnull;
 	int64		last = 0;
 	Datum		result;
+	static const char *const names[] = {"type", "last_sequence"};
 
+	check_members(message, names, lengthof(names), "a sync");
 	(void) integer_member(member(message, "last_sequence"), "last_sequence", &last);
 	args[0] = stream;
 	args[1] = Int64GetDatum(last);
@@ -302,7 +360,10 @@ handle_time_travel(Datum stream, Jsonb *message)
 	Jsonb	   *state;
 	JsonbParseState *ps = NULL;
 	JsonbValue *res;
+	static const char *const names[] = {"type", "target_sequence",
+	"target_time"};
 
+	check_members(message, names, lengthof(names), "a time_travel");
 	args[0] = stream;
 	if (integer_member(member(message, "target_sequence"), "target_sequence", &seq))
 	{

@@ -311,7 +311,7 @@ conflict_error(HistoryEvent *events, HistoryEvent *ev,
 static Datum
 toggle(Relation rel, const char *stream, EsCategoryDefinitions *defs,
 	   int64 version, int64 base, int64 target, bool undo, Datum user_id,
-	   Datum username)
+	   Datum username, Datum event_id)
 {
 	HistoryEvent *events;
 	HistoryEvent *t;
@@ -493,7 +493,7 @@ toggle(Relation rel, const char *stream, EsCategoryDefinitions *defs,
 	{
 		result = es_append_row(rel, CStringGetTextDatum(stream),
 							   pending.event_type, JsonbValueToJsonb(res),
-							   version + 1, user_id, username);
+							   version + 1, event_id, user_id, username);
 	}
 	PG_FINALLY();
 	{
@@ -520,16 +520,18 @@ typedef struct HistoryCall
 	Datum		username;
 } HistoryCall;
 
+static int64 find_last(HistoryCall *call, const char *user_id, bool undo);
+
 static void
-history_begin(FunctionCallInfo fcinfo, const char *fn, HistoryCall *call)
+history_begin(Datum stream, const char *fn, HistoryCall *call)
 {
 	const char *category;
 
-	if (PG_ARGISNULL(0))
+	if (stream == (Datum) 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("stream name must not be null")));
-	call->stream = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	call->stream = TextDatumGetCString(stream);
 	category = es_stream_category(call->stream, strlen(call->stream));
 
 	/* privileges and read-only first, then the lock, then the reads */
@@ -568,21 +570,78 @@ target_argument(FunctionCallInfo fcinfo)
 }
 
 /*
+ * The undo (or redo) of event target of stream, or (last) of the user's
+ * last action (or undo), appended with event_id if not (Datum) 0.
+ */
+static Datum
+history_run(Datum stream, const char *fn, bool undo, bool last,
+			int64 target, Datum user_id, Datum username, Datum event_id)
+{
+	HistoryCall call;
+	char	   *user = NULL;
+
+	if (last)
+	{
+		if (user_id == (Datum) 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("user id must not be null"),
+					 errdetail("%s undoes and redoes the actions of one user.", fn)));
+		user = TextDatumGetCString(user_id);
+	}
+	history_begin(stream, fn, &call);
+	call.user_id = user_id;
+	call.username = username;
+	if (last)
+	{
+		target = find_last(&call, user, undo);
+		if (target == 0)
+			ereport(ERROR,
+					(errcode(ES_ERRCODE_CANNOT_UNDO),
+					 errmsg("user \"%s\" has nothing to %s in stream \"%s\"",
+							user, undo ? "undo" : "redo", call.stream),
+					 undo ? errdetail("No action of the user is in effect now.") :
+					 errdetail("The user has no undo to redo since their last action.")));
+	}
+	return history_end(&call,
+					   toggle(call.rel, call.stream, call.defs,
+							  call.head.version, call.head.base, target, undo,
+							  call.user_id, call.username, event_id));
+}
+
+/*
+ * es_history_toggle
+ *		es_undo / es_redo of target, or (last) es_undo_last / es_redo_last
+ *		of user_id, the new event getting event_id (a uuid; (Datum) 0 for a
+ *		generated one).  For es_handle.
+ */
+Datum
+es_history_toggle(Datum stream, bool undo, bool last, int64 target,
+				  Datum user_id, Datum username, Datum event_id)
+{
+	const char *fn;
+
+	if (!last)
+		fn = undo ? "es_undo()" : "es_redo()";
+	else
+		fn = undo ? "es_undo_last()" : "es_redo_last()";
+	return history_run(stream, fn, undo, last, target, user_id, username,
+					   event_id);
+}
+
+/*
  * es_undo and es_redo: (stream, target_sequence, user_id, username).
  */
 static Datum
 toggle_target(FunctionCallInfo fcinfo, bool undo)
 {
-	HistoryCall call;
 	int64		target = target_argument(fcinfo);
 
-	history_begin(fcinfo, undo ? "es_undo()" : "es_redo()", &call);
-	call.user_id = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
-	call.username = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
-	return history_end(&call,
-					   toggle(call.rel, call.stream, call.defs,
-							  call.head.version, call.head.base, target, undo,
-							  call.user_id, call.username));
+	return history_run(PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0),
+					   undo ? "es_undo()" : "es_redo()", undo, false, target,
+					   PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2),
+					   PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3),
+					   (Datum) 0);
 }
 
 /*
@@ -719,34 +778,12 @@ find_last(HistoryCall *call, const char *user_id, bool undo)
 static Datum
 toggle_last(FunctionCallInfo fcinfo, bool undo)
 {
-	HistoryCall call;
-	char	   *user_id;
-	int64		target;
-
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("user id must not be null"),
-				 errdetail("%s undoes and redoes the actions of one user.",
-						   undo ? "es_undo_last()" : "es_redo_last()")));
-	user_id = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	history_begin(fcinfo, undo ? "es_undo_last()" : "es_redo_last()", &call);
 	/* the user id is argument 1 here, the user name argument 2 */
-	call.user_id = PG_GETARG_DATUM(1);
-	call.username = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
-
-	target = find_last(&call, user_id, undo);
-	if (target == 0)
-		ereport(ERROR,
-				(errcode(ES_ERRCODE_CANNOT_UNDO),
-				 errmsg("user \"%s\" has nothing to %s in stream \"%s\"",
-						user_id, undo ? "undo" : "redo", call.stream),
-				 undo ? errdetail("No action of the user is in effect now.") :
-				 errdetail("The user has no undo to redo since their last action.")));
-	return history_end(&call,
-					   toggle(call.rel, call.stream, call.defs,
-							  call.head.version, call.head.base, target, undo,
-							  call.user_id, call.username));
+	return history_run(PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0),
+					   undo ? "es_undo_last()" : "es_redo_last()", undo, true,
+					   0, PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1),
+					   PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2),
+					   (Datum) 0);
 }
 
 /*
