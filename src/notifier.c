@@ -107,6 +107,10 @@ static ProcessUtility_hook_type prev_utility_hook = NULL;
 /* this worker's slot */
 static NotifierSlot *my_slot = NULL;
 
+/* the notifier's two queries, planned once */
+static SPIPlanPtr take_plan = NULL;
+static SPIPlanPtr events_plan = NULL;
+
 static Size
 notifier_shmem_size(void)
 {
@@ -353,7 +357,19 @@ notifier_pass(void)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	if (SPI_execute(take, false, 0) != SPI_OK_DELETE_RETURNING)
+	/* planned once: parsing and planning on every pass cost more than the work */
+	if (take_plan == NULL)
+	{
+		Oid			argtypes[1] = {INT8ARRAYOID};
+
+		take_plan = SPI_prepare(take, 0, NULL);
+		events_plan = SPI_prepare(events, 1, argtypes);
+		if (take_plan == NULL || events_plan == NULL ||
+			SPI_keepplan(take_plan) != 0 || SPI_keepplan(events_plan) != 0)
+			elog(ERROR, "could not prepare the notifier's queries: %s",
+				 SPI_result_code_string(SPI_result));
+	}
+	if (SPI_execute_plan(take_plan, NULL, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
 		elog(ERROR, "could not take the rows of es.notify_queue");
 	ntaken = (int) SPI_processed;
 	for (i = 0; i < SPI_processed; i++)
@@ -378,7 +394,6 @@ notifier_pass(void)
 
 	if (npositions > 0)
 	{
-		Oid			argtypes[1] = {INT8ARRAYOID};
 		Datum		args[1];
 
 		args[0] = PointerGetDatum(construct_array(positions, npositions,
@@ -390,8 +405,7 @@ notifier_pass(void)
 		 * of the rows the DELETE saw (the transaction's first snapshot may
 		 * predate their commits).
 		 */
-		if (SPI_execute_with_args(events, 1, argtypes, args, NULL, false, 0) !=
-			SPI_OK_SELECT)
+		if (SPI_execute_plan(events_plan, args, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read the queued events");
 		if (SPI_tuptable->tupdesc->natts != Natts_es_events)
 			ereport(ERROR,
@@ -417,6 +431,8 @@ notifier_pass(void)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
+	/* the deletions count for autovacuum only once reported */
+	pgstat_report_stat(false);
 
 	if (ntaken > 0)
 	{
@@ -498,10 +514,21 @@ es_notifier_main(Datum main_arg)
 		{
 			ErrorData  *edata;
 
-			/* keep it for es_notify_worker(), then fail: we restart */
 			HOLD_INTERRUPTS();
 			MemoryContextSwitchTo(TopMemoryContext);
 			edata = CopyErrorData();
+
+			/*
+			 * The extension dropped under a pass: nothing to do here any
+			 * more (a later worker-mode append starts a new notifier).
+			 */
+			if (edata->sqlerrcode == ERRCODE_UNDEFINED_TABLE)
+			{
+				FlushErrorState();
+				AbortCurrentTransaction();
+				proc_exit(0);
+			}
+			/* keep it for es_notify_worker(), then fail: we restart */
 			record_error(edata->message);
 			RESUME_INTERRUPTS();
 			PG_RE_THROW();
