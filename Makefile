@@ -65,7 +65,7 @@ include $(PGXS)
 # include, so that PGXS's "all" stays the default goal.)
 $(OBJS): src/eventsourcing.h src/engine.h src/engine_int.h
 
-.PHONY: cppcheck bench bench-state bench-notify
+.PHONY: cppcheck bench bench-state bench-notify relay
 
 # Findings inside PostgreSQL's headers are not ours; one configuration of
 # their #ifdefs (the one this build uses) keeps the run short.
@@ -84,6 +84,10 @@ bench:
 # validated against unvalidated appends
 bench-state:
 	test/bench/state.sh
+
+# the reference WebSocket relay (relay/: libwebsockets and libpq)
+relay:
+	$(MAKE) -C relay
 
 # notification modes: append throughput (off, commit, worker against a plain
 # INSERT) and commit-to-listener latency at fixed rates
