@@ -36,6 +36,10 @@ step() { printf '\n==== %s ====\n' "$*"; }
 case "${1:-start}" in
 	start) ;;
 	stop)
+		if [ -f "$DIR.relay.pid" ]; then
+			kill "$(cat "$DIR.relay.pid")" 2>/dev/null || true
+			rm -f "$DIR.relay.pid"
+		fi
 		exec "${CLUSTER[@]}" stop
 		;;
 	status)
@@ -56,6 +60,8 @@ step "build and install (make && make install)"
 make -s
 make -s install
 echo "installed into $(pg_config --sharedir)/extension and $(pg_config --pkglibdir)"
+make -s relay
+echo "built relay/es-relay"
 
 step "cluster ($DIR, port $PORT)"
 # preloaded: appends are announced by the database's notifier (worker mode)
@@ -197,7 +203,33 @@ SELECT sequence_number, user_id, username, db_role, event_type, undone_by FROM e
 SELECT * FROM es_verify(:'stream');
 SQL
 
+step "the WebSocket relay and the browser editor (relay/es-relay)"
+RELAY_PORT=${ES_RELAY_PORT:-28080}
+if [ -f "$DIR.relay.pid" ]; then
+	kill "$(cat "$DIR.relay.pid")" 2>/dev/null || true
+	sleep 0.5
+fi
+"$REPO/relay/es-relay" --listen "127.0.0.1:$RELAY_PORT" \
+	--dsn "host=127.0.0.1 port=$PORT user=postgres dbname=$DB" \
+	--web "$REPO/relay/web" >"$DIR/log/es-relay.log" 2>&1 &
+echo $! >"$DIR.relay.pid"
+relay_up=0
+for _ in $(seq 1 50); do
+	if (exec 3<>"/dev/tcp/127.0.0.1/$RELAY_PORT") 2>/dev/null; then
+		relay_up=1
+		break
+	fi
+	sleep 0.1
+done
+if [ "$relay_up" = 1 ]; then
+	echo "es-relay listens on 127.0.0.1:$RELAY_PORT (log: $DIR/log/es-relay.log)"
+	echo "Editor:   http://127.0.0.1:$RELAY_PORT/?stream=$STREAM&user_id=1&username=alice"
+	echo "          (open a second tab with user_id=2&username=bob to edit together)"
+else
+	echo "warning: es-relay did not start; see $DIR/log/es-relay.log" >&2
+fi
+
 step "done"
 echo "The cluster is running (data in $DIR, log in $DIR/log/postgresql.log)."
 echo "Connect:  psql -h 127.0.0.1 -p $PORT -U postgres $DB"
-echo "Stop:     ./demo.sh stop"
+echo "Stop:     ./demo.sh stop  (the cluster and the relay)"
