@@ -36,9 +36,9 @@ step() { printf '\n==== %s ====\n' "$*"; }
 case "${1:-start}" in
 	start) ;;
 	stop)
-		if [ -f "$DIR.relay.pid" ]; then
-			kill "$(cat "$DIR.relay.pid")" 2>/dev/null || true
-			rm -f "$DIR.relay.pid"
+		if [ -f "$DIR/relay.pid" ]; then
+			kill "$(cat "$DIR/relay.pid")" 2>/dev/null || true
+			rm -f "$DIR/relay.pid"
 		fi
 		exec "${CLUSTER[@]}" stop
 		;;
@@ -205,14 +205,14 @@ SQL
 
 step "the WebSocket relay and the browser editor (relay/es-relay)"
 RELAY_PORT=${ES_RELAY_PORT:-28080}
-if [ -f "$DIR.relay.pid" ]; then
-	kill "$(cat "$DIR.relay.pid")" 2>/dev/null || true
+if [ -f "$DIR/relay.pid" ]; then
+	kill "$(cat "$DIR/relay.pid")" 2>/dev/null || true
 	sleep 0.5
 fi
 "$REPO/relay/es-relay" --listen "127.0.0.1:$RELAY_PORT" \
 	--dsn "host=127.0.0.1 port=$PORT user=postgres dbname=$DB" \
 	--web "$REPO/relay/web" >"$DIR/log/es-relay.log" 2>&1 &
-echo $! >"$DIR.relay.pid"
+echo $! >"$DIR/relay.pid"
 relay_up=0
 for _ in $(seq 1 50); do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$RELAY_PORT") 2>/dev/null; then
