@@ -13,10 +13,12 @@
 #   shell/NAME          each executable test/shell/*.sh           (1 per file)
 #   unit                test/unit/run.sh, if present; it prints its own
 #                       "N passed, N failed" line, whose numbers are added
-#   relay, browser      test/relay/run.sh (the WebSocket relay against a
-#                       preloaded cluster) and test/browser/run.sh (two
-#                       headless chromium pages on the relay), if present
-#                       (1 case each; pass on exit status 0)
+#   relay, relay-load,  test/relay/run.sh (the WebSocket relay against a
+#   browser             preloaded cluster), test/relay/run.sh load (50
+#                       clients on 10 playbooks, both notify modes) and
+#                       test/browser/run.sh (two headless chromium pages on
+#                       the relay), if present (1 case each; pass on exit
+#                       status 0)
 #   fuzz                test/fuzz/run.sh: the libFuzzer target of the state
 #                       engine under ASan+UBSan for ${ES_FUZZ_SECONDS:-60} s
 #                       (1 case; passes if it finds no crash, leak, undefined
@@ -414,14 +416,18 @@ fi
 # Each suite builds what it needs and runs its own private cluster (the
 # library preloaded); one result per suite, PASS only with exit status 0.
 
-for suite in relay browser; do
-	script="$REPO/test/$suite/run.sh"
+for suite in relay relay-load browser; do
+	dir=${suite%%-*}
+	arg=
+	[ "$suite" = relay-load ] && arg=load
+	script="$REPO/test/$dir/run.sh"
 	[ -f "$script" ] || continue
-	section "$suite (test/$suite/run.sh)"
+	section "$suite (test/$dir/run.sh $arg)"
 	log="$LOG_DIR/$suite.log"
 	rc=0
 	start=$(date +%s)
-	run_timed "$log" bash "$script" || rc=$?
+	# shellcheck disable=SC2086  # $arg is empty or one word
+	run_timed "$log" bash "$script" $arg || rc=$?
 	secs=$(($(date +%s) - start))
 	if [ "$rc" -eq 0 ]; then
 		echo "$suite ... ok (${secs} s)"
