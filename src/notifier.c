@@ -12,14 +12,18 @@
  *-------------------------------------------------------------------------
  *
  * Each pass of a notifier is one transaction: it deletes the committed
- * rows of es.notify_queue (oldest first, at most NOTIFIER_BATCH), NOTIFYs
- * their events in global position order and commits.  The deletion and
- * the notifications commit together, so after a crash nothing is lost and
- * nothing is sent twice; a transaction still in progress has no visible
- * row yet, so it is never skipped and never holds up the others.  Per
- * stream the order is the sequence order: the later of two appends to a
- * stream waited for the earlier one's commit, so it is never visible
- * without it, and its events have higher positions.
+ * rows of es.notify_queue (at most NOTIFIER_BATCH, by their last
+ * position), NOTIFYs their events in global position order and commits.
+ * The deletion and the notifications commit together, so after a crash
+ * nothing is lost and nothing is sent twice; a transaction still in
+ * progress has no visible row yet, so it is never skipped and never holds
+ * up the others.  Per stream the order is the sequence order: the later
+ * of two appends to a stream waited for the earlier transaction's commit,
+ * so its row is never visible without the earlier one's, and its position
+ * is higher than every position of the earlier transaction; taking rows by
+ * their last position therefore never takes the later one first (by the
+ * first position it could: the later transaction may have appended to
+ * another stream before).  Within a pass, events go out by position.
  *
  * Workers are dynamic background workers, restarted by the postmaster one
  * second after a failure.  One is started by the first worker-mode append
@@ -329,7 +333,8 @@ notifier_pass(void)
 		"DELETE FROM es.notify_queue"
 		" WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
 		"  SELECT ctid FROM es.notify_queue"
-		"  ORDER BY positions[1] LIMIT " CppAsString2(NOTIFIER_BATCH) "))"
+		"  ORDER BY positions[pg_catalog.array_upper(positions, 1)]"
+		"  LIMIT " CppAsString2(NOTIFIER_BATCH) "))"
 		" RETURNING positions";
 	static const char events[] =
 		"SELECT * FROM es.events"
