@@ -7,16 +7,18 @@
  * mode writes one row here just before it commits; the database's notifier
  * (a background worker) deletes the committed rows and NOTIFYs their events
  * in one transaction.  The rows are transient: no dump keeps them (a
- * restored database must not announce old events again), no index (the
- * notifier reads the whole table, which stays small), and no role but the
- * notifier needs access (appends insert without a privilege check).
+ * restored database must not announce old events again), a heap without
+ * index or trigger (appends insert into the heap directly, without a
+ * privilege check; the notifier reads the whole table, which stays small).
  */
 CREATE TABLE es.notify_queue (
     transaction_id  xid8 NOT NULL,
     positions       bigint[] NOT NULL,
     queued_at       timestamptz NOT NULL
-);
+) USING heap;
 REVOKE ALL ON es.notify_queue FROM PUBLIC;
+-- no key: a publication FOR ALL TABLES must still let the notifier delete
+ALTER TABLE es.notify_queue REPLICA IDENTITY FULL;
 
 COMMENT ON TABLE es.notify_queue
     IS 'events committed in eventsourcing.notify = worker mode and not yet announced, one row per transaction';

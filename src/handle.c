@@ -39,6 +39,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -178,6 +179,8 @@ deform_event(Datum row, Datum *values, bool *isnull)
 	tuple.t_tableOid = InvalidOid;
 	tuple.t_data = th;
 	memset(isnull, true, sizeof(bool) * Natts_es_events);
+	/* never more columns than the arrays hold */
+	es_check_events_tupdesc(tupdesc);
 	heap_deform_tuple(&tuple, tupdesc, values, isnull);
 	ReleaseTupleDesc(tupdesc);
 }
@@ -364,6 +367,14 @@ handle_time_travel(Datum stream, Jsonb *message)
 	"target_time"};
 
 	check_members(message, names, lengthof(names), "a time_travel");
+	/* before the lookups below, which run as the owner */
+	{
+		AclResult	acl = pg_class_aclcheck(es_relation_oid("events"),
+											GetUserId(), ACL_SELECT);
+
+		if (acl != ACLCHECK_OK)
+			aclcheck_error(acl, OBJECT_TABLE, "events");
+	}
 	args[0] = stream;
 	if (integer_member(member(message, "target_sequence"), "target_sequence", &seq))
 	{
@@ -436,23 +447,32 @@ handle(Datum stream, Jsonb *message, Datum user_id, Datum username)
 static bool
 client_caused(int sqlerrcode)
 {
-	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
+	switch (sqlerrcode)
 	{
-		case ERRCODE_DATA_EXCEPTION:	/* 22: bad values, schema mismatch */
-		case ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION:	/* 23: preconditions,
-														 * conflicts */
+		case ERRCODE_NULL_VALUE_NOT_ALLOWED:	/* 22004: a member missing */
+		case ERRCODE_INVALID_PARAMETER_VALUE:	/* 22023: a bad member */
+		case ERRCODE_INVALID_TEXT_REPRESENTATION:	/* 22P02: event_id */
+		case ERRCODE_INVALID_DATETIME_FORMAT:	/* 22007: target_time */
+		case ERRCODE_DATETIME_VALUE_OUT_OF_RANGE:	/* 22008 */
+		case ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE:	/* 22003 */
+		case ES_ERRCODE_SCHEMA_MISMATCH:	/* 22S01 */
+		case ES_ERRCODE_EVENT_ID_CONFLICT:	/* 23S01 */
+		case ES_ERRCODE_EFFECT_FAILED:	/* 23S02 */
+		case ES_ERRCODE_UNDO_CONFLICT:	/* 23S03 */
+		case ES_ERRCODE_WRONG_EXPECTED_VERSION: /* 40S01 */
+		case ES_ERRCODE_UNDEFINED_EVENT_TYPE:	/* 42S01 */
+		case ERRCODE_RESERVED_NAME:	/* 42939: undo or redo as a type */
+		case ERRCODE_PROGRAM_LIMIT_EXCEEDED:	/* 54000: event too large */
+		case ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE:	/* 55000: undo
+														 * without
+														 * definitions */
+		case ES_ERRCODE_HISTORY_COMPACTED:	/* 55S01 */
+		case ES_ERRCODE_CANNOT_UNDO:	/* 55S02 */
+		case ES_ERRCODE_STREAM_DELETED: /* 55S03 */
 			return true;
 		default:
-			break;
+			return false;
 	}
-	return sqlerrcode == ES_ERRCODE_WRONG_EXPECTED_VERSION ||
-		sqlerrcode == ES_ERRCODE_UNDEFINED_EVENT_TYPE ||
-		sqlerrcode == ERRCODE_RESERVED_NAME ||
-		sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED ||
-		sqlerrcode == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE ||
-		sqlerrcode == ES_ERRCODE_HISTORY_COMPACTED ||
-		sqlerrcode == ES_ERRCODE_CANNOT_UNDO ||
-		sqlerrcode == ES_ERRCODE_STREAM_DELETED;
 }
 
 /* {"type":"error","code":...,"message":...,"detail":...?,"original_action":...} */

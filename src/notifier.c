@@ -47,6 +47,8 @@
 #include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
+#include "mb/pg_wchar.h"
+#include "utils/acl.h"
 #include "commands/defrem.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -204,7 +206,13 @@ es_notifier_ensure(Oid dbid, bool report)
 
 	LWLockAcquire(notifier->lock, LW_SHARED);
 	slot = find_slot(dbid);
-	if (slot != NULL && !slot->dropping &&
+	/* paused for a database command (pause_notifier): not now */
+	if (slot != NULL && slot->dropping)
+	{
+		LWLockRelease(notifier->lock);
+		return false;
+	}
+	if (slot != NULL &&
 		(slot->pid != 0 ||
 		 (slot->starting &&
 		  !TimestampDifferenceExceeds(slot->requested_at, at,
@@ -236,12 +244,11 @@ es_notifier_ensure(Oid dbid, bool report)
 		memset(slot, 0, sizeof(*slot));
 		slot->dbid = dbid;
 	}
-	if (slot->pid != 0 && !slot->dropping)
+	if (slot->dropping || slot->pid != 0)
 	{
 		LWLockRelease(notifier->lock);
-		return true;
+		return !slot->dropping;
 	}
-	slot->dropping = false;
 	slot->starting = true;
 	slot->requested_at = at;
 	LWLockRelease(notifier->lock);
@@ -317,7 +324,13 @@ static void
 record_error(const char *message)
 {
 	LWLockAcquire(notifier->lock, LW_EXCLUSIVE);
-	strlcpy(my_slot->last_error, message, NOTIFIER_ERROR_LEN);
+	if (message == NULL)
+		message = "";
+	/* cut at a character boundary */
+	memcpy(my_slot->last_error, message,
+		   pg_mbcliplen(message, strlen(message), NOTIFIER_ERROR_LEN - 1));
+	my_slot->last_error[pg_mbcliplen(message, strlen(message),
+									 NOTIFIER_ERROR_LEN - 1)] = '\0';
 	my_slot->last_error_at = GetCurrentTimestamp();
 	LWLockRelease(notifier->lock);
 }
@@ -453,6 +466,29 @@ notifier_pass(void)
 }
 
 /*
+ * SIGTERM: from pause_notifier (the slot is marked), leave at the next
+ * check without an error, so that the postmaster does not restart us;
+ * otherwise (shutdown, pg_terminate_backend) as any backend, and a
+ * restart follows.
+ */
+static volatile sig_atomic_t stop_for_command = false;
+
+static void
+notifier_sigterm(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	if (my_slot != NULL && my_slot->dropping && my_slot->pid == MyProcPid)
+	{
+		stop_for_command = true;
+		SetLatch(MyLatch);
+	}
+	else
+		die(postgres_signal_arg);
+	errno = save_errno;
+}
+
+/*
  * es_notifier_main
  *		Entry point of a database's notifier; main_arg is the database.
  */
@@ -463,7 +499,7 @@ es_notifier_main(Datum main_arg)
 	bool		mine;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
+	pqsignal(SIGTERM, notifier_sigterm);
 	BackgroundWorkerUnblockSignals();
 
 	/*
@@ -496,15 +532,25 @@ es_notifier_main(Datum main_arg)
 		proc_exit(0);
 	on_shmem_exit(release_slot, (Datum) 0);
 
-	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
+	/* a database that stops accepting connections keeps its notifier */
+	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid,
+											  BGWORKER_BYPASS_ALLOWCONN);
 	/* its queries name every object: nothing of a user's schema applies */
 	SetConfigOption("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION);
+	/* settings of the database or the role that would break its passes */
+	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET,
+					PGC_S_SESSION);
+	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_SESSION);
 
 	for (;;)
 	{
 		int			taken = 0;
 
 		CHECK_FOR_INTERRUPTS();
+		/* stopped for a database command: exit 0, not to be restarted */
+		if (stop_for_command)
+			proc_exit(0);
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
@@ -610,10 +656,12 @@ es_notifier_launcher_main(Datum main_arg)
 
 /*
  * Stop the notifier of database dbid and keep it from coming back until
- * resume_notifier: DROP DATABASE, ALTER DATABASE RENAME and CREATE
- * DATABASE ... TEMPLATE refuse a database another process is connected to.
+ * resume_notifier: DROP DATABASE, ALTER DATABASE RENAME or SET TABLESPACE
+ * and CREATE DATABASE ... TEMPLATE refuse a database another process is
+ * connected to.  The notifier exits without an error (notifier_sigterm),
+ * so the postmaster does not restart it.  Returns whether it was running.
  */
-static void
+static bool
 pause_notifier(Oid dbid)
 {
 	NotifierSlot *slot;
@@ -622,21 +670,32 @@ pause_notifier(Oid dbid)
 
 	LWLockAcquire(notifier->lock, LW_EXCLUSIVE);
 	slot = find_slot(dbid);
-	if (slot != NULL)
+	if (slot == NULL)
+		slot = find_slot(InvalidOid);
+	if (slot == NULL)
 	{
-		slot->dropping = true;
-		pid = slot->pid;
+		LWLockRelease(notifier->lock);
+		return false;
 	}
+	if (slot->dbid != dbid)
+	{
+		memset(slot, 0, sizeof(*slot));
+		slot->dbid = dbid;
+	}
+	slot->dropping = true;
+	pid = slot->pid;
+	/* under the lock: the pid is still the notifier's */
+	if (pid != 0)
+		kill(pid, SIGTERM);
 	LWLockRelease(notifier->lock);
 	if (pid == 0)
-		return;
-	kill(pid, SIGTERM);
+		return false;
 	for (waited = 0; waited < 100; waited++)
 	{
 		bool		gone;
 
 		LWLockAcquire(notifier->lock, LW_SHARED);
-		gone = slot->pid != pid;
+		gone = slot->dbid != dbid || slot->pid != pid;
 		LWLockRelease(notifier->lock);
 		if (gone)
 			break;
@@ -645,31 +704,41 @@ pause_notifier(Oid dbid)
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
+	return true;
 }
 
-/* after the statement: a notifier again, if the database had one */
+/*
+ * After the statement: the database is gone (dropped), or gets its
+ * notifier back if it had one running.
+ */
 static void
-resume_notifier(Oid dbid)
+resume_notifier(Oid dbid, bool dropped, bool was_running)
 {
 	NotifierSlot *slot;
-	bool		had;
 
 	LWLockAcquire(notifier->lock, LW_EXCLUSIVE);
 	slot = find_slot(dbid);
-	had = slot != NULL && slot->dropping;
-	if (had)
+	if (slot != NULL && slot->pid == 0)
+		slot->dbid = InvalidOid;	/* free the slot */
+	else if (slot != NULL)
 		slot->dropping = false;
 	LWLockRelease(notifier->lock);
-	if (had)
+	if (!dropped && was_running)
 		(void) es_notifier_ensure(dbid, false);
 }
 
-/* the database a utility statement needs no other process connected to */
-static Oid
+/*
+ * The database a utility statement needs no other process connected to,
+ * if the current user may run it (else the statement fails on its own and
+ * the notifier is left alone).
+ */
+static pg_noinline Oid
 database_to_pause(Node *stmt, bool *dropped)
 {
 	const char *name = NULL;
+	bool		create = false;
 	ListCell   *lc;
+	Oid			dbid;
 
 	*dropped = false;
 	if (IsA(stmt, DropdbStmt))
@@ -680,6 +749,16 @@ database_to_pause(Node *stmt, bool *dropped)
 	else if (IsA(stmt, RenameStmt) &&
 			 ((RenameStmt *) stmt)->renameType == OBJECT_DATABASE)
 		name = ((RenameStmt *) stmt)->subname;
+	else if (IsA(stmt, AlterDatabaseStmt))
+	{
+		foreach(lc, ((AlterDatabaseStmt *) stmt)->options)
+		{
+			DefElem    *def = lfirst_node(DefElem, lc);
+
+			if (strcmp(def->defname, "tablespace") == 0)
+				name = ((AlterDatabaseStmt *) stmt)->dbname;
+		}
+	}
 	else if (IsA(stmt, CreatedbStmt))
 	{
 		foreach(lc, ((CreatedbStmt *) stmt)->options)
@@ -689,8 +768,17 @@ database_to_pause(Node *stmt, bool *dropped)
 			if (strcmp(def->defname, "template") == 0 && def->arg != NULL)
 				name = defGetString(def);
 		}
+		create = true;
 	}
-	return name != NULL ? get_database_oid(name, true) : InvalidOid;
+	if (name == NULL)
+		return InvalidOid;
+	dbid = get_database_oid(name, true);
+	if (!OidIsValid(dbid))
+		return InvalidOid;
+	if (create ? !have_createdb_privilege() :
+		!pg_database_ownercheck(dbid, GetUserId()))
+		return InvalidOid;
+	return dbid;
 }
 
 static void
@@ -699,26 +787,29 @@ notifier_utility(PlannedStmt *pstmt, const char *queryString,
 				 ParamListInfo params, QueryEnvironment *queryEnv,
 				 DestReceiver *dest, QueryCompletion *qc)
 {
-	bool		is_drop;
-	Oid			dbid = database_to_pause(pstmt->utilityStmt, &is_drop);
-	volatile bool dropped = is_drop;
+	bool		drop;
+	Oid			target = database_to_pause(pstmt->utilityStmt, &drop);
+	volatile Oid dbid = target;
+	volatile bool is_drop = drop;
+	volatile bool was_running = false;
+	volatile bool done = false;
 
-	if (OidIsValid(dbid))
-		pause_notifier(dbid);
 	PG_TRY();
 	{
+		if (OidIsValid(dbid))
+			was_running = pause_notifier(dbid);
 		if (prev_utility_hook)
 			prev_utility_hook(pstmt, queryString, readOnlyTree, context,
 							  params, queryEnv, dest, qc);
 		else
 			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 									params, queryEnv, dest, qc);
+		done = true;
 	}
 	PG_FINALLY();
 	{
-		/* a dropped database keeps its slot marked until a restart frees it */
-		if (OidIsValid(dbid) && !dropped)
-			resume_notifier(dbid);
+		if (OidIsValid(dbid))
+			resume_notifier(dbid, is_drop && done, was_running);
 	}
 	PG_END_TRY();
 }

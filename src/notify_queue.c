@@ -30,11 +30,13 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
 
@@ -138,11 +140,24 @@ insert_queue_row(void)
 	qsort(positions, nqueued, sizeof(Datum), compare_positions);
 
 	rel = table_open(queue_relid, RowExclusiveLock);
-	if (RelationGetDescr(rel)->natts != Natts_es_notify_queue)
+
+	/*
+	 * The direct heap insert is right only for a plain heap table with
+	 * these columns and no index or trigger (an index would miss the row,
+	 * and the notifier would never find it through that index).
+	 */
+	if (rel->rd_rel->relkind != RELKIND_RELATION ||
+		rel->rd_rel->relam != HEAP_TABLE_AM_OID ||
+		rel->rd_rel->relhasindex || rel->trigdesc != NULL ||
+		RelationGetDescr(rel)->natts != Natts_es_notify_queue ||
+		TupleDescAttr(RelationGetDescr(rel), 0)->atttypid != XID8OID ||
+		TupleDescAttr(RelationGetDescr(rel), 1)->atttypid != INT8ARRAYOID ||
+		TupleDescAttr(RelationGetDescr(rel), 2)->atttypid != TIMESTAMPTZOID)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("table es.notify_queue does not have the columns this library expects"),
-				 errhint("Update the extension with ALTER EXTENSION eventsourcing UPDATE.")));
+				 errmsg("table \"%s\" does not have the layout this version of eventsourcing expects",
+						"es.notify_queue"),
+				 errdetail("It must be a heap table (transaction_id xid8, positions bigint[], queued_at timestamptz) without indexes or triggers.")));
 	values[Anum_es_notify_queue_transaction_id - 1] =
 		FullTransactionIdGetDatum(GetTopFullTransactionId());
 	values[Anum_es_notify_queue_positions - 1] =
