@@ -165,6 +165,23 @@ find_slot(Oid dbid)
 }
 
 /*
+ * The slot of database dbid, else a free one made its own, else NULL; the
+ * caller holds the lock exclusively.
+ */
+static NotifierSlot *
+claim_slot(Oid dbid)
+{
+	NotifierSlot *slot = find_slot(dbid);
+
+	if (slot == NULL && (slot = find_slot(InvalidOid)) != NULL)
+	{
+		memset(slot, 0, sizeof(*slot));
+		slot->dbid = dbid;
+	}
+	return slot;
+}
+
+/*
  * es_notifier_available
  *		Is the library preloaded, so that notifiers can run?
  */
@@ -224,9 +241,7 @@ es_notifier_ensure(Oid dbid, bool report)
 	LWLockRelease(notifier->lock);
 
 	LWLockAcquire(notifier->lock, LW_EXCLUSIVE);
-	slot = find_slot(dbid);
-	if (slot == NULL)
-		slot = find_slot(InvalidOid);
+	slot = claim_slot(dbid);
 	if (slot == NULL)
 	{
 		LWLockRelease(notifier->lock);
@@ -238,11 +253,6 @@ es_notifier_ensure(Oid dbid, bool report)
 							   notifier->nslots),
 					 errhint("Raise max_worker_processes.")));
 		return false;
-	}
-	if (slot->dbid != dbid)
-	{
-		memset(slot, 0, sizeof(*slot));
-		slot->dbid = dbid;
 	}
 	if (slot->dropping || slot->pid != 0)
 	{
@@ -508,12 +518,7 @@ es_notifier_main(Datum main_arg)
 	 * it.  Before DROP DATABASE, give the slot back and stay away.
 	 */
 	LWLockAcquire(notifier->lock, LW_EXCLUSIVE);
-	my_slot = find_slot(dbid);
-	if (my_slot == NULL && (my_slot = find_slot(InvalidOid)) != NULL)
-	{
-		memset(my_slot, 0, sizeof(*my_slot));
-		my_slot->dbid = dbid;
-	}
+	my_slot = claim_slot(dbid);
 	if (my_slot != NULL && my_slot->dropping && my_slot->pid == 0)
 		my_slot->dbid = InvalidOid;
 	mine = my_slot != NULL && !my_slot->dropping &&
@@ -669,18 +674,11 @@ pause_notifier(Oid dbid)
 	int			waited;
 
 	LWLockAcquire(notifier->lock, LW_EXCLUSIVE);
-	slot = find_slot(dbid);
-	if (slot == NULL)
-		slot = find_slot(InvalidOid);
+	slot = claim_slot(dbid);
 	if (slot == NULL)
 	{
 		LWLockRelease(notifier->lock);
 		return false;
-	}
-	if (slot->dbid != dbid)
-	{
-		memset(slot, 0, sizeof(*slot));
-		slot->dbid = dbid;
 	}
 	slot->dropping = true;
 	pid = slot->pid;

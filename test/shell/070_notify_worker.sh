@@ -14,9 +14,10 @@
 # and compared with es.events.
 #
 #  1. delivery, worker and commit mode: autocommit appends, a rolled-back
-#     transaction, a rolled-back savepoint, a failed PL/pgSQL block, a
-#     transaction aborted by an error, es_append_batch, a plain INSERT, and
-#     (worker mode) PREPARE TRANSACTION with COMMIT / ROLLBACK PREPARED:
+#     transaction, rolled-back and released (nested) savepoints, a failed
+#     PL/pgSQL block, a transaction aborted by an error, es_append_batch, a
+#     plain INSERT, and (worker mode) PREPARE TRANSACTION with COMMIT /
+#     ROLLBACK PREPARED:
 #     every committed event is received once, no other; payloads have the
 #     members of the event message and equal es_sync's message of the event
 #     and the row of es.events; channel es_<category>.
@@ -557,6 +558,18 @@ SELECT es_append('${p}one-2', 'rolled_back', '{"n": -3}') IS NOT NULL;
 ROLLBACK TO SAVEPOINT s;
 SELECT es_append('${p}one-2', 'kept', '{"n": 4}') IS NOT NULL;
 COMMIT;
+BEGIN;
+SAVEPOINT a;
+SELECT es_append('${p}one-3', 'rolled_back', '{"n": -5}') IS NOT NULL;
+SAVEPOINT b;
+SELECT es_append('${p}one-4', 'rolled_back', '{"n": -6}') IS NOT NULL;
+RELEASE SAVEPOINT b;
+ROLLBACK TO SAVEPOINT a;
+SELECT es_append('${p}one-3', 'kept', '{"n": 6}') IS NOT NULL;
+SAVEPOINT c;
+SELECT es_append('${p}one-2', 'kept', '{"n": 7}') IS NOT NULL;
+RELEASE SAVEPOINT c;
+COMMIT;
 DO \$\$
 BEGIN
     PERFORM es_append('${p}one-3', 'kept', '{"n": 5}');
@@ -587,7 +600,7 @@ for mode in worker commit; do
 	ops "$mode" "$p"
 	check "$mode mode: the appends ran, with the one expected error (22012)" \
 		"$(grep -E 'ERROR|WARNING|FATAL' "$T/ops_$p.out" | tr '\n' ' ')" "ERROR:  22012 "
-	if [ "$mode" = worker ]; then expected=14; else expected=13; fi
+	if [ "$mode" = worker ]; then expected=16; else expected=15; fi
 	check "$mode mode: committed events (no rolled-back one)" \
 		"$(qn "SELECT count(*) || '/' || count(*) FILTER (WHERE event_type = 'rolled_back') FROM es.events WHERE category IN ('${p}one', '${p}big')")" "$expected/0"
 	wait_until 10 is_eq rx_count raw "es_${p}one" $((expected - 4)) || true
