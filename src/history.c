@@ -460,9 +460,13 @@ toggle(Relation rel, const char *stream, EsCategoryDefinitions *defs,
 			if (status == ES_ENGINE_REJECTED)
 				conflict_error(events, ev, entry, target, undo, stream,
 							   err.message);
+			/* a stored undo or redo patch edited into something malformed */
 			if (status != ES_ENGINE_OK)
-				elog(ERROR, "could not compare event %lld with the undo: %s",
-					 (long long) ev->seq, err.message);
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("event %lld of stream \"%s\" has a malformed patch",
+								(long long) ev->seq, stream),
+						 errdetail("%s", err.message)));
 		}
 		es_json_free(patch);
 		es_json_free(reads);
